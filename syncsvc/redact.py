@@ -1,0 +1,80 @@
+"""Hide secrets before they reach a log line or a ``check-config --show`` listing.
+
+Two small, dependency-free helpers shared by :mod:`syncsvc.settings` (``describe``) and
+:mod:`syncsvc.logconfig` (the last-line-of-defence log processor). They work on names and
+shapes only; they never need to know which values are secret in advance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["MASK", "is_secret_key", "mask_url_password", "redact_tree"]
+
+MASK: Final = "***"
+"""What a hidden value is replaced with."""
+
+# A key is secret when it contains one of these anywhere ("bind_password", "client_secret")...
+_SECRET_PARTS: Final = ("password", "passwd", "secret")
+# ...or when its last word is one of these ("access_token", "Set-Cookie", "Authorization").
+# Last word only: "token_name" or "cookie_count" name metadata, not the secret itself.
+_SECRET_LAST_WORDS: Final = frozenset({"token", "authorization", "cookie", "credentials", "pwd"})
+_WORDS: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+_MAX_DEPTH: Final = 8  # log values nest a little (headers, tracebacks); stop before a cycle bites
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key names a secret (any case; ``camelCase`` and ``kebab-case`` too)."""
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_PARTS):
+        return True
+    words = _WORDS.findall(key)
+    return bool(words) and words[-1].lower() in _SECRET_LAST_WORDS
+
+
+def mask_url_password(url: str) -> str:
+    """Replace the password of ``scheme://user:password@host/...`` with ``***``.
+
+    Anything else (no scheme, no userinfo, no password) is returned unchanged. The password is
+    everything between the first ``:`` and the last ``@`` of the authority, so an unencoded ``@``
+    inside it is masked too.
+    """
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url
+    start = scheme_end + 3
+    end = len(url)
+    for stop in "/?#":
+        pos = url.find(stop, start)
+        if pos >= 0:
+            end = min(end, pos)
+    userinfo, at, host = url[start:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{url[:start]}{user}:{MASK}@{host}{url[end:]}"
+
+
+def redact_tree(value: Any, _depth: int = 0) -> Any:
+    """Copy ``value`` with secret-named keys masked and URL passwords hidden, recursively.
+
+    Mappings, lists and tuples are walked (to a fixed depth); strings lose any URL password;
+    other values are returned as they are. The input is never modified.
+    """
+    if _depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: MASK if isinstance(key, str) and is_secret_key(key) and item not in (None, "")
+            else redact_tree(item, _depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        items = [redact_tree(item, _depth + 1) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, str) and "://" in value:
+        return mask_url_password(value)
+    return value

@@ -1,0 +1,201 @@
+"""Typed, frozen settings: one object, read once, passed down.
+
+Sources, later wins: built-in defaults < the TOML file < ``SYNCSVC_<SECTION>__<KEY>``
+environment variables. Every secret key ``x`` may instead be given as ``x_file`` (a path whose
+content, stripped of the trailing newline, is the value). :func:`load_settings` reports every
+problem at once as a :class:`~syncsvc.errors.ConfigError`.
+
+Relative paths (``ldif://`` URLs, the SQLite database in ``store.url``, ``ldap.ca_file``,
+``*_file`` secrets) are relative to the config file's folder, whichever source gave them; with no
+config file, to the working folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from syncsvc import _settings_check, _settings_load
+from syncsvc.errors import ConfigError
+from syncsvc.redact import MASK, mask_url_password, redact_tree
+
+__all__ = [
+    "CONFIG_ENV",
+    "CONFIG_NAME",
+    "DEMO_LDIF",
+    "HttpSettings",
+    "LdapSettings",
+    "LogSettings",
+    "Settings",
+    "StoreSettings",
+    "SyncSettings",
+    "demo_settings",
+    "describe",
+    "find_config",
+    "load_settings",
+]
+
+DEMO_LDIF = Path(__file__).parent / "demo" / "directory.ldif"
+"""The bundled demo directory, read through the same pipeline as a live server."""
+
+CONFIG_ENV = "SYNCSVC_CONFIG"
+"""The environment variable naming the config file (``--config`` wins over it)."""
+
+CONFIG_NAME = "syncsvc.toml"
+"""The config file picked up from the working folder when nothing else names one."""
+
+Flavor = Literal["openldap", "389ds", "freeipa", "ad"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LdapSettings:
+    """Where and how to read the directory."""
+
+    # Several URLs give failover, tried in order. ldap://, ldaps://, or ldif:///path/file.ldif
+    # (a file read through the same pipeline; the built-in demo uses this).
+    url: tuple[str, ...] = ()
+    bind_dn: str = ""  # empty: anonymous bind
+    bind_password: str = field(default="", repr=False, metadata={"secret": True})
+    base_dn: str = ""
+    user_base: str = ""  # default: base_dn
+    group_base: str = ""  # default: base_dn
+    user_filter: str = ""  # default: from the flavour preset
+    group_filter: str = ""  # default: from the flavour preset
+    flavor: Flavor = "openldap"
+    anchor_attribute: str = ""  # default: entryUUID, objectGUID on AD
+    start_tls: bool = False
+    tls_verify: bool = True
+    ca_file: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    page_size: int = 500
+    # auto: RFC 4533 content sync where the server offers it, else the timestamp query.
+    change_feed: Literal["auto", "syncrepl", "timestamp"] = "auto"
+    incremental_overlap: int = 60  # seconds re-read before the high-water mark
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    url: str = field(default="sqlite+aiosqlite:///syncsvc.db", repr=False, metadata={"secret": True})
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncSettings:
+    on_missing: Literal["deactivate", "delete"] = "deactivate"
+    guard_max_deletions: int = 500
+    guard_max_fraction: float = 0.05
+    batch_size: int = 500  # rows per store transaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    ldap: LdapSettings = field(default_factory=LdapSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    # Mapping overrides, validated by syncsvc.mapping.compile_mapping (check-config calls it).
+    mapping: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None  # the file the settings came from, None for the demo
+
+
+def find_config(cli_path: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """Which config file to read: ``--config``, else ``SYNCSVC_CONFIG``, else ``./syncsvc.toml``.
+
+    A path given explicitly is returned even if it does not exist, so that loading it reports
+    the mistake; ``./syncsvc.toml`` is used only if it is a file. ``None`` means the built-in
+    demo. Relative paths are taken from ``cwd``.
+    """
+    for given in (cli_path, env.get(CONFIG_ENV)):
+        if given:
+            return cwd / given
+    local = cwd / CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def demo_settings(cwd: Path) -> Settings:
+    """The built-in demo: the bundled LDIF directory and SQLite ``syncsvc.db`` in ``cwd``."""
+    return Settings(
+        ldap=LdapSettings(url=("ldif://" + str(DEMO_LDIF),)),
+        store=StoreSettings(url=f"sqlite+aiosqlite:///{cwd.absolute() / 'syncsvc.db'}"),
+    )
+
+
+def load_settings(
+    path: Path | None, env: Mapping[str, str], *, cwd: Path | None = None
+) -> Settings:
+    """Read the settings: defaults < the TOML file at ``path`` < ``SYNCSVC_<SECTION>__<KEY>``.
+
+    With ``path`` None the defaults are :func:`demo_settings` (``cwd``, by default the working
+    folder) and only the environment applies. Secrets may come from ``<key>_file``. Values are
+    coerced by their annotation (env text: ``true/false/1/0/yes/no``, numbers, lists split on
+    commas or spaces) and validated; relative paths are resolved against the config file's
+    folder; ``postgresql://`` and ``sqlite://`` store URLs get their async driver.
+
+    Raises:
+        ConfigError: listing every problem found, each naming its dotted key and its source.
+    """
+    where = (cwd or Path.cwd()).absolute()
+    problems: list[str] = []
+    layers: list[_settings_load.Layer] = []
+    if path is None:
+        base, base_dir = demo_settings(where), where
+    else:
+        base, base_dir = Settings(), (where / path).parent
+        data = _settings_load.read_toml(where / path)
+        layers.append(_settings_load.file_layer(Settings, data, path, problems))
+    layers.append(_settings_load.env_layer(Settings, env, problems))
+    built = _settings_load.build(base, layers, base_dir, problems)
+    checked, found = _settings_check.check(
+        built.settings, base_dir=base_dir, origins=built.origins, failed=built.failed)
+    problems.extend(found)
+    if problems:
+        raise ConfigError(problems)
+    return dataclasses.replace(checked, source=path)
+
+
+def _shown(value: Any, secret: bool) -> Any:
+    if secret and value:
+        # A secret URL (store.url) stays useful with only its password hidden.
+        return mask_url_password(value) if isinstance(value, str) and "://" in value else MASK
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value) if isinstance(value, Path) else value
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain nested data, safe to print or log.
+
+    Every secret becomes ``"***"`` (an unset, empty secret stays ``""`` so that a missing
+    password is visible); a secret URL keeps its shape with the password masked; ``mapping``
+    entries with secret-like names are masked too. Used by ``check-config --show``.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = {
+                sub.name: _shown(getattr(value, sub.name), bool(sub.metadata.get("secret")))
+                for sub in dataclasses.fields(value)
+            }
+        elif isinstance(value, dict):
+            out[f.name] = redact_tree(value)
+        else:
+            out[f.name] = _shown(value, bool(f.metadata.get("secret")))
+    return out

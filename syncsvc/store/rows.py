@@ -1,0 +1,85 @@
+"""Turn mapped records into row values: the content hash and the hot columns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from syncsvc.domain import GroupRecord, UserRecord, normalize_dn
+
+__all__ = ["content_hash", "emails_of", "group_values", "user_values"]
+
+
+def content_hash(*parts: Any) -> str:
+    """A stable digest of what the directory said: equal input, equal hash, nothing written."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def emails_of(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The e-mail rows of a user resource, in order, for the emails table."""
+    rows = []
+    for position, email in enumerate(resource.get("emails") or ()):
+        value = str(email.get("value") or "")
+        if value:
+            rows.append(
+                {
+                    "position": position,
+                    "value": value,
+                    "value_lower": value.lower(),
+                    "type": email.get("type"),
+                    "primary": bool(email.get("primary", False)),
+                }
+            )
+    return rows
+
+
+def _primary_email(emails: Sequence[Mapping[str, Any]]) -> str | None:
+    for email in emails:
+        if email["primary"]:
+            return str(email["value_lower"])
+    return str(emails[0]["value_lower"]) if emails else None
+
+
+def user_values(record: UserRecord) -> dict[str, Any]:
+    """Column values for a directory user (without id, version and timestamps)."""
+    resource = dict(record.resource)
+    manager = normalize_dn(record.manager_dn) if record.manager_dn else None
+    return {
+        "origin": "ldap",
+        "anchor": record.anchor,
+        "dn": record.dn,
+        "dn_norm": normalize_dn(record.dn),
+        "user_name": record.user_name,
+        "user_name_lower": record.user_name.lower(),
+        "external_id": record.external_id if record.external_id is not None else record.anchor,
+        "display_name": resource.get("displayName"),
+        "primary_email": _primary_email(emails_of(resource)),
+        "active": bool(resource.get("active", True)),
+        "resource": resource,
+        "manager_dn_norm": manager,
+        "content_hash": content_hash(record.dn, resource, manager, record.external_id),
+    }
+
+
+def group_values(record: GroupRecord) -> dict[str, Any]:
+    """Column values for a directory group (without id, version and timestamps)."""
+    resource = dict(record.resource)
+    members = {
+        "dns": [normalize_dn(dn) for dn in record.member_dns],
+        "uids": [uid.lower() for uid in record.member_user_names],
+    }
+    return {
+        "origin": "ldap",
+        "anchor": record.anchor,
+        "dn": record.dn,
+        "dn_norm": normalize_dn(record.dn),
+        "display_name": record.display_name,
+        "display_name_lower": record.display_name.lower(),
+        "external_id": record.external_id if record.external_id is not None else record.anchor,
+        "resource": resource,
+        "source_members": members,
+        "content_hash": content_hash(record.dn, resource, members, record.external_id),
+    }

@@ -1,0 +1,432 @@
+"""Writes of a sync run: bulk upserts per page, member and manager resolution, guarded removal.
+
+Every public coroutine takes an open :class:`AsyncConnection` whose transaction the caller owns
+(one transaction per page). With ``dry_run`` the same classification runs and nothing is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from syncsvc.domain import EntryKind, GroupRecord, Problem, UserRecord
+from syncsvc.store.rows import emails_of, group_values, user_values
+from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
+
+__all__ = [
+    "Change",
+    "PageOutcome",
+    "Removal",
+    "WriteContext",
+    "live_count",
+    "plan_removals",
+    "remove",
+    "resolve_managers",
+    "resolve_members",
+    "upsert_groups",
+    "upsert_users",
+]
+
+USERS: Table = UserRow.__table__  # type: ignore[assignment]
+GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
+EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
+MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
+
+# Stay well under PostgreSQL's 32,767 bind parameters per statement.
+IN_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One planned or applied change, as a dry run prints it."""
+
+    action: str  # create | update | deactivate | delete | members
+    kind: EntryKind
+    dn: str
+    name: str
+
+
+@dataclass(slots=True)
+class PageOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_ids: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A resource the directory no longer has."""
+
+    kind: EntryKind
+    id: str
+    anchor: str
+    dn: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteContext:
+    """What every write of one run shares."""
+
+    now: datetime
+    dry_run: bool = False
+    # Changes are kept (for printing) only on dry runs: a 100k-entry run would not need them.
+    keep_changes: bool = False
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _upsert(conn: AsyncConnection, table: Table, update_cols: Sequence[str]) -> Any:
+    dialect = conn.dialect.name
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return ins.on_conflict_do_update(
+        index_elements=[table.c.anchor],
+        set_={name: ins.excluded[name] for name in update_cols},
+    )
+
+
+async def _existing_by_anchor(
+    conn: AsyncConnection, table: Table, anchors: Sequence[str]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for part in _chunks(anchors):
+        rows = await conn.execute(
+            select(table.c.id, table.c.anchor, table.c.content_hash, table.c.version,
+                   table.c.created, table.c.origin).where(table.c.anchor.in_(part))
+        )
+        found.update({row.anchor: row for row in rows})
+    return found
+
+
+async def _holders(
+    conn: AsyncConnection, column: Any, table: Table, names: Sequence[str]
+) -> dict[str, Any]:
+    """Rows that already hold one of ``names`` in a unique, case-folded column."""
+    held: dict[str, Any] = {}
+    for part in _chunks(names):
+        rows = await conn.execute(
+            select(table.c.id, table.c.anchor, table.c.dn, column.label("name")).where(
+                column.in_(part)
+            )
+        )
+        held.update({row.name: row for row in rows})
+    return held
+
+
+async def _upsert_page(
+    conn: AsyncConnection,
+    ctx: WriteContext,
+    kind: EntryKind,
+    table: Table,
+    unique_col: str,
+    values: list[dict[str, Any]],
+) -> PageOutcome:
+    """Classify a page against the store and write what is new or changed, in one statement."""
+    out = PageOutcome()
+    by_anchor: dict[str, dict[str, Any]] = {}
+    for row in values:
+        by_anchor[row["anchor"]] = row  # the same entry twice in one read: the last one wins
+    existing = await _existing_by_anchor(conn, table, list(by_anchor))
+    holders = await _holders(conn, table.c[unique_col], table, [v[unique_col] for v in by_anchor.values()])
+
+    to_write: list[dict[str, Any]] = []
+    claimed: dict[str, str] = {}
+    for anchor, row in by_anchor.items():
+        old = existing.get(anchor)
+        if old is not None and old.content_hash == row["content_hash"]:
+            out.unchanged += 1
+            continue
+        name = row[unique_col]
+        holder = holders.get(name)
+        if (holder is not None and holder.anchor != anchor) or claimed.get(name, anchor) != anchor:
+            other = holder.dn if holder is not None and holder.dn else claimed.get(name, "another entry")
+            label = "userName" if kind is EntryKind.USER else "displayName"
+            out.problems.append(Problem(row["dn"], f"{label} {name!r} is already used by {other}"))
+            continue
+        claimed[name] = anchor
+        if old is None:
+            row.update(id=str(uuid.uuid4()), version=1, created=ctx.now)
+            out.created += 1
+            action = "create"
+        else:
+            row.update(id=old.id, version=old.version + 1, created=old.created)
+            out.updated += 1
+            action = "update"
+        row.update(last_modified=ctx.now, missing_since=None)
+        to_write.append(row)
+        out.changed_ids.append(row["id"])
+        if ctx.keep_changes:
+            out.changes.append(Change(action, kind, row["dn"], name))
+
+    if to_write and not ctx.dry_run:
+        cols = [c for c in to_write[0] if c not in ("id", "created", "anchor")]
+        await conn.execute(_upsert(conn, table, cols), to_write)
+    return out
+
+
+async def upsert_users(
+    conn: AsyncConnection, ctx: WriteContext, records: Sequence[UserRecord]
+) -> PageOutcome:
+    """Write one page of directory users; unchanged ones cost a read and no write."""
+    values = [user_values(r) for r in records]
+    out = await _upsert_page(conn, ctx, EntryKind.USER, USERS, "user_name_lower", values)
+    if out.changed_ids and not ctx.dry_run:
+        written = {v["id"]: v for v in values if "id" in v}
+        await conn.execute(delete(EMAILS).where(EMAILS.c.user_id.in_(out.changed_ids)))
+        email_rows = [
+            {"user_id": uid, **email}
+            for uid in out.changed_ids
+            for email in emails_of(written[uid]["resource"])
+        ]
+        if email_rows:
+            await conn.execute(insert(EMAILS), email_rows)
+    return out
+
+
+async def upsert_groups(
+    conn: AsyncConnection, ctx: WriteContext, records: Sequence[GroupRecord]
+) -> PageOutcome:
+    """Write one page of directory groups; members are resolved afterwards."""
+    values = [group_values(r) for r in records]
+    return await _upsert_page(conn, ctx, EntryKind.GROUP, GROUPS, "display_name_lower", values)
+
+
+async def _ids_by(
+    conn: AsyncConnection, table: Table, column: Any, keys: Sequence[str]
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in _chunks(keys):
+        rows = await conn.execute(select(column, table.c.id).where(column.in_(part)))
+        found.update({key: id_ for key, id_ in rows})
+    return found
+
+
+async def resolve_members(
+    conn: AsyncConnection,
+    ctx: WriteContext,
+    *,
+    group_ids: Sequence[str] | None = None,
+    already_bumped: set[str] | None = None,
+) -> PageOutcome:
+    """Turn member DNs (and memberUids) into member rows; report members not found.
+
+    ``group_ids=None`` resolves every directory group (full runs). A group whose resolved
+    members change gets a new version unless this run already gave it one.
+    """
+    out = PageOutcome()
+    bumped = already_bumped if already_bumped is not None else set()
+    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members).where(
+        GROUPS.c.origin == "ldap"
+    )
+    groups: list[Any] = []
+    if group_ids is None:
+        groups = list(await conn.execute(query))
+    else:
+        for part in _chunks(list(group_ids)):
+            groups.extend(await conn.execute(query.where(GROUPS.c.id.in_(part))))
+
+    for batch in _chunks(groups, 200):
+        dns = sorted({dn for g in batch for dn in (g.source_members or {}).get("dns", ())})
+        uids = sorted({u for g in batch for u in (g.source_members or {}).get("uids", ())})
+        user_by_dn = await _ids_by(conn, USERS, USERS.c.dn_norm, dns)
+        group_by_dn = await _ids_by(conn, GROUPS, GROUPS.c.dn_norm, dns)
+        user_by_uid = await _ids_by(conn, USERS, USERS.c.user_name_lower, uids)
+        current: dict[str, dict[str, str]] = {g.id: {} for g in batch}
+        rows = await conn.execute(
+            select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(
+                MEMBERS.c.group_id.in_([g.id for g in batch])
+            )
+        )
+        for gid, mid, mtype in rows:
+            current[gid][mid] = mtype
+
+        adds: list[dict[str, str]] = []
+        drops: list[dict[str, str]] = []
+        for g in batch:
+            wanted: dict[str, str] = {}
+            source = g.source_members or {}
+            for dn in source.get("dns", ()):
+                if dn in user_by_dn:
+                    wanted[user_by_dn[dn]] = "User"
+                elif dn in group_by_dn and group_by_dn[dn] != g.id:
+                    wanted[group_by_dn[dn]] = "Group"
+                else:
+                    out.problems.append(Problem(g.dn, f"member {dn} not found"))
+            for uid in source.get("uids", ()):
+                if uid in user_by_uid:
+                    wanted[user_by_uid[uid]] = "User"
+                else:
+                    out.problems.append(Problem(g.dn, f"memberUid {uid} not found"))
+            have = current[g.id]
+            added = [m for m in wanted if m not in have]
+            removed = [m for m in have if m not in wanted]
+            adds.extend({"group_id": g.id, "member_id": m, "member_type": wanted[m]} for m in added)
+            drops.extend({"g": g.id, "m": m} for m in removed)
+            if added or removed:
+                out.updated += 1
+                out.changed_ids.append(g.id)
+                if ctx.keep_changes:
+                    out.changes.append(
+                        Change("members", EntryKind.GROUP, g.dn or "", f"+{len(added)} -{len(removed)}")
+                    )
+        if ctx.dry_run:
+            continue
+        if drops:
+            await conn.execute(
+                delete(MEMBERS).where(
+                    and_(MEMBERS.c.group_id == bindparam("g"), MEMBERS.c.member_id == bindparam("m"))
+                ),
+                drops,
+            )
+        if adds:
+            await conn.execute(insert(MEMBERS), adds)
+    to_bump = [gid for gid in out.changed_ids if gid not in bumped]
+    if to_bump and not ctx.dry_run:
+        await _bump(conn, GROUPS, to_bump, ctx.now)
+    bumped.update(to_bump)
+    return out
+
+
+async def _bump(conn: AsyncConnection, table: Table, ids: Sequence[str], now: datetime) -> None:
+    """A change the row's own hash cannot see (its members): move version and lastModified."""
+    for part in _chunks(list(ids)):
+        await conn.execute(
+            update(table)
+            .where(table.c.id.in_(part))
+            .values(version=table.c.version + 1, last_modified=now)
+        )
+
+
+async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutcome:
+    """Point each user's manager_id at the user whose DN its manager attribute names."""
+    out = PageOutcome()
+    manager = USERS.alias("manager")
+    target = (
+        select(manager.c.id)
+        .where(manager.c.dn_norm == USERS.c.manager_dn_norm)
+        .limit(1)
+        .scalar_subquery()
+    )
+    if not ctx.dry_run:
+        result = await conn.execute(
+            update(USERS)
+            .where(USERS.c.origin == "ldap", USERS.c.manager_id.is_distinct_from(target))
+            .values(
+                manager_id=target,
+                # A row this run already wrote has its new version; do not count the change twice.
+                version=case(
+                    (USERS.c.last_modified == ctx.now, USERS.c.version), else_=USERS.c.version + 1
+                ),
+                last_modified=ctx.now,
+            )
+        )
+        out.updated = result.rowcount or 0
+    dangling = await conn.execute(
+        select(USERS.c.dn, USERS.c.manager_dn_norm).where(
+            USERS.c.manager_dn_norm.is_not(None), ~select(manager.c.id).where(
+                manager.c.dn_norm == USERS.c.manager_dn_norm
+            ).exists()
+        )
+    )
+    out.problems.extend(Problem(dn or "", f"manager {m} not found") for dn, m in dangling)
+    return out
+
+
+async def live_count(conn: AsyncConnection, kind: EntryKind) -> int:
+    """Directory resources of ``kind`` that a sweep could still remove."""
+    table = USERS if kind is EntryKind.USER else GROUPS
+    return int(
+        await conn.scalar(
+            select(func.count()).select_from(table).where(
+                table.c.origin == "ldap", table.c.missing_since.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+async def plan_removals(
+    conn: AsyncConnection,
+    kind: EntryKind,
+    *,
+    keep: set[str] | None = None,
+    gone: set[str] | None = None,
+    policy: str,
+) -> list[Removal]:
+    """What a sweep would remove: rows whose anchor is not in ``keep`` (a complete read), or
+    whose anchor is in ``gone`` (deletions the server reported)."""
+    table = USERS if kind is EntryKind.USER else GROUPS
+    name_col = table.c.user_name if kind is EntryKind.USER else table.c.display_name
+    query = select(table.c.id, table.c.anchor, table.c.dn, name_col.label("name")).where(
+        table.c.origin == "ldap"
+    )
+    # Groups have no active flag: they are deleted. Users already deactivated are done, unless
+    # the policy is to delete.
+    if kind is EntryKind.USER and policy == "deactivate":
+        query = query.where(table.c.missing_since.is_(None))
+    removals = []
+    for row in await conn.execute(query):
+        if (keep is not None and row.anchor not in keep) or (gone is not None and row.anchor in gone):
+            removals.append(Removal(kind, row.id, row.anchor, row.dn or "", row.name))
+    return removals
+
+
+async def remove(
+    conn: AsyncConnection, ctx: WriteContext, removals: Sequence[Removal], *, policy: str
+) -> tuple[int, int]:
+    """Deactivate or delete; returns (deactivated, deleted). Groups are always deleted."""
+    users = [r.id for r in removals if r.kind is EntryKind.USER]
+    groups = [r.id for r in removals if r.kind is EntryKind.GROUP]
+    if ctx.dry_run:
+        return (len(users), len(groups)) if policy == "deactivate" else (0, len(users) + len(groups))
+    deactivated = deleted = 0
+    if users and policy == "deactivate":
+        for part in _chunks(users):
+            rows = await conn.execute(select(USERS.c.id, USERS.c.resource).where(USERS.c.id.in_(part)))
+            await conn.execute(
+                update(USERS).where(USERS.c.id == bindparam("b_id")).values(
+                    active=False,
+                    resource=bindparam("b_resource"),
+                    # No directory content hashes to this: the user's return is a change.
+                    content_hash="",
+                    version=USERS.c.version + 1,
+                    last_modified=ctx.now,
+                    missing_since=ctx.now,
+                ),
+                [{"b_id": r.id, "b_resource": {**r.resource, "active": False}} for r in rows],
+            )
+        deactivated = len(users)
+        users = []
+    doomed = users + groups
+    if doomed:
+        parents: set[str] = set()
+        for part in _chunks(doomed):
+            parents.update(
+                await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id.in_(part)))
+            )
+            await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id.in_(part)))
+        for part in _chunks(users):
+            await conn.execute(
+                update(USERS).where(USERS.c.manager_id.in_(part)).values(manager_id=None)
+            )
+            await conn.execute(delete(USERS).where(USERS.c.id.in_(part)))
+        for part in _chunks(groups):
+            await conn.execute(delete(GROUPS).where(GROUPS.c.id.in_(part)))
+        survivors = sorted(parents - set(groups))
+        if survivors:
+            await _bump(conn, GROUPS, survivors, ctx.now)
+        deleted = len(doomed)
+    return deactivated, deleted

@@ -1,0 +1,95 @@
+"""One run at a time: in this process, and among every process sharing the store.
+
+PostgreSQL: a session-level advisory lock, so that of several replicas exactly one syncs.
+SQLite: an exclusive ``flock`` on a file beside the database (the CLI and a running server on
+one machine share it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from syncsvc.errors import SyncBusy
+
+__all__ = ["ADVISORY_KEY", "RunLock"]
+
+# A fixed 64-bit key: "syncsvc" in ASCII. Any other tool using this key would block our syncs.
+ADVISORY_KEY = 0x73796E63737663
+
+
+class RunLock:
+    """Refuses (never queues) a second concurrent run."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._local = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._local.locked()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        if self._local.locked():
+            raise SyncBusy("a sync is already running in this process")
+        async with self._local:
+            if self._engine.dialect.name == "postgresql":
+                async with self._advisory():
+                    yield
+            else:
+                with self._file_lock():
+                    yield
+
+    @asynccontextmanager
+    async def _advisory(self) -> AsyncIterator[None]:
+        async with self._engine.connect() as conn:
+            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+            await conn.commit()
+            if not got:
+                raise SyncBusy("another replica is running a sync")
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                await conn.commit()
+
+    def _lock_path(self) -> Path | None:
+        database = make_url(str(self._engine.url)).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database + ".sync.lock")
+
+    def _file_lock(self) -> _FileLock:
+        return _FileLock(self._lock_path())
+
+
+class _FileLock:
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise SyncBusy(f"another process is running a sync ({self._path} is locked)") from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

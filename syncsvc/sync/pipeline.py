@@ -1,0 +1,341 @@
+"""The sync engine: directory -> mapping -> store, as full, incremental or change-feed runs.
+
+Order (authentik's, see STYLE.md): users and groups are read concurrently, page by page, each
+page written in one transaction; then members and managers are resolved (they need both); then,
+after a complete read, the sweep removes what the directory no longer has, within the guard.
+A failed read removes nothing and leaves the marks where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus
+from syncsvc.errors import ContentSyncRefreshRequired, SyncSvcError
+from syncsvc.ldap import (
+    Directory,
+    Flavor,
+    SearchQuery,
+    changed_since,
+    group_query,
+    user_query,
+)
+from syncsvc.mapping import CompiledMapping, map_group, map_user
+from syncsvc.settings import LdapSettings, SyncSettings
+from syncsvc.store import runs, state, writes
+from syncsvc.store.writes import PageOutcome, Removal, WriteContext
+from syncsvc.sync.lock import RunLock
+from syncsvc.sync.report import SyncReport
+
+__all__ = ["Progress", "SyncDeps", "SyncOptions", "run_sync"]
+
+log = structlog.get_logger(__name__)
+
+
+class Progress(Protocol):
+    """Told as the run advances; the CLI draws it, the server ignores it."""
+
+    def phase(self, name: str) -> None: ...
+    def advance(self, kind: EntryKind, entries: int) -> None: ...
+
+
+class _Quiet:
+    def phase(self, name: str) -> None:
+        pass
+
+    def advance(self, kind: EntryKind, entries: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncDeps:
+    """Everything a run needs, built by the composition root."""
+
+    engine: AsyncEngine
+    directory: Directory
+    flavor: Flavor
+    mapping: CompiledMapping
+    ldap: LdapSettings
+    sync: SyncSettings
+    lock: RunLock
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncOptions:
+    mode: RunMode = RunMode.FULL
+    dry_run: bool = False
+    allow_deletions: bool = False
+    trigger: str = "cli"
+    progress: Progress = field(default_factory=_Quiet)
+
+
+def _mark_key(kind: EntryKind, what: str) -> str:
+    return f"{kind.value.lower()}s.{what}"
+
+
+class _Run:
+    """The state of one run while it goes; discarded at the end."""
+
+    def __init__(self, deps: SyncDeps, opts: SyncOptions, report: SyncReport) -> None:
+        self.deps = deps
+        self.opts = opts
+        self.report = report
+        self.ctx = WriteContext(now=deps.clock(), dry_run=opts.dry_run, keep_changes=opts.dry_run)
+        self.seen: dict[EntryKind, set[str]] = {EntryKind.USER: set(), EntryKind.GROUP: set()}
+        self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
+        self.changed_groups: list[str] = []
+        self.cookies: dict[EntryKind, bytes | None] = {}
+        # Size of each complete read the sweep trusts (full read, or the server's present set).
+        self.complete_reads: dict[EntryKind, int] = {}
+
+    # -- reading and writing pages -------------------------------------------------------------
+
+    def _note_mark(self, kind: EntryKind, entry: LdapEntry) -> None:
+        values = entry.get(self.deps.flavor.change_attribute)
+        if not values:
+            return
+        value = values[0] if isinstance(values[0], str) else values[0].decode()
+        current = self.marks[kind]
+        if self.deps.flavor.change_attribute == "uSNChanged":
+            if current is None or int(value) > int(current):
+                self.marks[kind] = value
+        elif current is None or value > current:  # generalizedTime sorts as text
+            self.marks[kind] = value
+
+    async def write_page(self, kind: EntryKind, entries: Sequence[LdapEntry]) -> None:
+        mapper = map_user if kind is EntryKind.USER else map_group
+        records = []
+        for entry in entries:
+            # A problem entry is still in the directory: it counts as seen, so no sweep removes it.
+            self.seen[kind].add(entry.anchor)
+            self._note_mark(kind, entry)
+            result = mapper(entry, self.deps.mapping)
+            if isinstance(result, Problem):
+                self.report.problems.append(result)
+            else:
+                records.append(result)
+        self.report.read += len(entries)
+        async with self.deps.engine.begin() as conn:
+            if kind is EntryKind.USER:
+                outcome = await writes.upsert_users(conn, self.ctx, records)  # type: ignore[arg-type]
+            else:
+                outcome = await writes.upsert_groups(conn, self.ctx, records)  # type: ignore[arg-type]
+                self.changed_groups.extend(outcome.changed_ids)
+        self.report.add(outcome)
+        self.opts.progress.advance(kind, len(entries))
+        log.info("sync.page_written", kind=kind.value, entries=len(entries),
+                 created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged)
+
+    async def read_paged(self, kind: EntryKind, query: SearchQuery) -> None:
+        async for page in self.deps.directory.search(query):
+            await self.write_page(kind, page)
+
+    async def read_content_sync(self, kind: EntryKind, query: SearchQuery) -> list[Removal]:
+        """RFC 4533 refresh: changed entries, and the server's word on what is gone."""
+        key = _mark_key(kind, "cookie")
+        async with self.deps.engine.connect() as conn:
+            stored = await state.get_state(conn, key)
+        cookie = bytes.fromhex(stored) if stored else None
+        try:
+            result = await self.deps.directory.content_sync(query, cookie)
+        except ContentSyncRefreshRequired:
+            log.warning("sync.content_sync_refresh_required", kind=kind.value)
+            cookie = None
+            result = await self.deps.directory.content_sync(query, None)
+        size = self.deps.sync.batch_size
+        for start in range(0, len(result.entries), size):
+            await self.write_page(kind, result.entries[start : start + size])
+        self.cookies[kind] = result.cookie
+        async with self.deps.engine.connect() as conn:
+            if cookie is None or result.present is not None:
+                # No cookie: the server sent everything. A present phase: it named every survivor.
+                keep = self.seen[kind] | set(result.present or ())
+                self.complete_reads[kind] = len(keep)
+                return await writes.plan_removals(conn, kind, keep=keep, policy=self.deps.sync.on_missing)
+            if result.deleted:
+                return await writes.plan_removals(
+                    conn, kind, gone=set(result.deleted), policy=self.deps.sync.on_missing
+                )
+        return []
+
+    # -- after the reads -----------------------------------------------------------------------
+
+    async def resolve(self, *, all_groups: bool) -> None:
+        self.opts.progress.phase("resolving members and managers")
+        async with self.deps.engine.begin() as conn:
+            bumped = set(self.changed_groups)
+            members = await writes.resolve_members(
+                conn, self.ctx, group_ids=None if all_groups else self.changed_groups,
+                already_bumped=bumped,
+            )
+            managers = await writes.resolve_managers(conn, self.ctx)
+        for outcome in (members, managers):
+            self.report.problems.extend(outcome.problems)
+            self.report.changes.extend(outcome.changes)
+        log.info("sync.resolved", groups_changed=members.updated, managers_changed=managers.updated,
+                 dangling=len(members.problems) + len(managers.problems))
+
+    async def guard_and_remove(self, removals: list[Removal]) -> None:
+        """Remove within the deletion guard; over it, remove nothing and say what would go."""
+        self.report.removals = removals
+        if not removals:
+            return
+        sync = self.deps.sync
+        async with self.deps.engine.connect() as conn:
+            live = {kind: await writes.live_count(conn, kind) for kind in EntryKind}
+        held: list[str] = []
+        empty_read = False
+        for kind in EntryKind:
+            n = sum(1 for r in removals if r.kind is kind)
+            noun = f"{kind.value.lower()}s"
+            if n and self.complete_reads.get(kind) == 0:
+                # An empty answer is far likelier a wrong base DN or filter than an empty company.
+                held.append(f"the directory returned no {noun}; refusing to remove {n}")
+                empty_read = True
+            elif n > sync.guard_max_deletions or (live[kind] and n / live[kind] > sync.guard_max_fraction):
+                held.append(f"would remove {n} of {live[kind]} {noun} "
+                            f"(guard: {sync.guard_max_deletions} or {sync.guard_max_fraction:.0%})")
+        # --allow-deletions confirms a large removal, never one that follows an empty read.
+        if held and (empty_read or not self.opts.allow_deletions):
+            self.report.status = RunStatus.GUARDED
+            hint = "" if empty_read else "; confirm with --allow-deletions"
+            self.report.detail = "; ".join(held) + hint
+            log.warning("sync.guarded", detail=self.report.detail, removals=len(removals))
+            return
+        self.opts.progress.phase("removing")
+        async with self.deps.engine.begin() as conn:
+            deactivated, deleted = await writes.remove(
+                conn, self.ctx, removals, policy=sync.on_missing
+            )
+        self.report.deactivated += deactivated
+        self.report.deleted += deleted
+        log.info("sync.removed", deactivated=deactivated, deleted=deleted)
+
+    async def save_marks(self) -> None:
+        if self.opts.dry_run:
+            return
+        async with self.deps.engine.begin() as conn:
+            for kind, mark in self.marks.items():
+                if mark is not None:
+                    old = await state.get_state(conn, _mark_key(kind, "mark"))
+                    if old is None or _later(mark, old, self.deps.flavor):
+                        await state.set_state(conn, _mark_key(kind, "mark"), mark, self.ctx.now)
+            for kind, cookie in self.cookies.items():
+                if cookie is not None:
+                    await state.set_state(conn, _mark_key(kind, "cookie"), cookie.hex(), self.ctx.now)
+
+
+def _later(a: str, b: str, flavor: Flavor) -> bool:
+    return int(a) > int(b) if flavor.change_attribute == "uSNChanged" else a > b
+
+
+def _since(mark: str, flavor: Flavor, overlap: int) -> str:
+    """The mark to query from: timestamps go back by the overlap (their resolution is 1 s)."""
+    if flavor.change_attribute == "uSNChanged":
+        return mark
+    stamp = datetime.strptime(mark[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return (stamp - timedelta(seconds=overlap)).strftime("%Y%m%d%H%M%SZ")
+
+
+async def _choose_method(deps: SyncDeps, mode: RunMode) -> tuple[RunMode, str, dict[EntryKind, str]]:
+    """Which read a requested mode becomes: paged, timestamp/usn, or content sync."""
+    if mode is RunMode.FULL:
+        return mode, "paged", {}
+    feed = deps.ldap.change_feed
+    if feed in ("auto", "syncrepl"):
+        info = await deps.directory.server_info()
+        if info.content_sync:
+            return mode, "contentsync", {}
+        if feed == "syncrepl":
+            raise SyncSvcError(f"{info.url} does not offer RFC 4533 content sync (syncprov)")
+    async with deps.engine.connect() as conn:
+        marks = {kind: await state.get_state(conn, _mark_key(kind, "mark")) for kind in EntryKind}
+    if any(m is None for m in marks.values()):
+        log.info("sync.no_mark_full_run")  # never synced: an incremental run has nothing to start from
+        return RunMode.FULL, "paged", {}
+    method = "usn" if deps.flavor.change_attribute == "uSNChanged" else "timestamp"
+    return mode, method, {k: v for k, v in marks.items() if v is not None}
+
+
+async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
+    """Run one sync and return its report; raises only SyncBusy (another run holds the lock)."""
+    report = SyncReport(run_id=str(uuid.uuid4()), mode=opts.mode, trigger=opts.trigger,
+                        dry_run=opts.dry_run)
+    started = time.monotonic()
+    async with deps.lock.hold():
+        with structlog.contextvars.bound_contextvars(sync_run=report.run_id):
+            run = _Run(deps, opts, report)
+            log.info("sync.started", mode=opts.mode.value, trigger=opts.trigger, dry_run=opts.dry_run)
+            if not opts.dry_run:
+                async with deps.engine.begin() as conn:
+                    await runs.start_run(conn, run_id=report.run_id, mode=opts.mode.value,
+                                         method="pending", trigger=opts.trigger, now=run.ctx.now)
+            try:
+                await _execute(run)
+                if report.status is RunStatus.RUNNING:
+                    report.status = RunStatus.SUCCESS
+                    await run.save_marks()
+            except* SyncSvcError as group:
+                exc = group.exceptions[0]
+                report.status = RunStatus.FAILED
+                report.detail = str(exc)
+                log.error("sync.failed", error=str(exc), error_type=type(exc).__name__)
+            except* Exception as group:
+                # A bug or a store failure: still end the run record, never leave it "running".
+                exc = group.exceptions[0]
+                report.status = RunStatus.FAILED
+                report.detail = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("sync.crashed", exc_info=exc)
+            report.seconds = time.monotonic() - started
+            if not opts.dry_run:
+                async with deps.engine.begin() as conn:
+                    await runs.finish_run(conn, run_id=report.run_id, status=report.status.value,
+                                          method=report.method, counts=report.counts,
+                                          detail=report.detail, problems=report.problems,
+                                          now=deps.clock())
+            log.info("sync.finished", status=report.status.value, seconds=round(report.seconds, 3),
+                     **report.counts)
+    return report
+
+
+async def _execute(run: _Run) -> None:
+    deps, report = run.deps, run.report
+    mode, method, marks = await _choose_method(deps, run.opts.mode)
+    report.mode, report.method = mode, method
+    queries = {
+        EntryKind.USER: user_query(deps.ldap, deps.flavor, deps.mapping.user_attributes),
+        EntryKind.GROUP: group_query(deps.ldap, deps.flavor, deps.mapping.group_attributes),
+    }
+    run.opts.progress.phase("reading")
+    if method == "contentsync":
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(run.read_content_sync(k, q)) for k, q in queries.items()]
+        await run.resolve(all_groups=False)
+        await run.guard_and_remove([r for t in tasks for r in t.result()])
+        return
+    if marks:
+        overlap = deps.ldap.incremental_overlap
+        queries = {k: changed_since(q, deps.flavor, _since(marks[k], deps.flavor, overlap))
+                   for k, q in queries.items()}
+    async with asyncio.TaskGroup() as tg:
+        for kind, query in queries.items():
+            tg.create_task(run.read_paged(kind, query))
+    await run.resolve(all_groups=mode is RunMode.FULL)
+    if mode is RunMode.FULL:
+        run.opts.progress.phase("sweeping")
+        run.complete_reads = {kind: len(run.seen[kind]) for kind in EntryKind}
+        async with deps.engine.connect() as conn:
+            removals = [r for kind in EntryKind
+                        for r in await writes.plan_removals(conn, kind, keep=run.seen[kind],
+                                                            policy=deps.sync.on_missing)]
+        await run.guard_and_remove(removals)

@@ -1,0 +1,1 @@
+"""syncsvc's test suite (a package so that ``tests.support`` imports from any test directory)."""

@@ -1,0 +1,1 @@
+"""Integration tests: real slapd and PostgreSQL, started by ``tests/support`` (see conftest)."""
