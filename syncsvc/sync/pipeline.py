@@ -25,6 +25,7 @@ from syncsvc.ldap import (
     Directory,
     Flavor,
     SearchQuery,
+    ServerInfo,
     changed_since,
     group_query,
     user_query,
@@ -79,6 +80,10 @@ class SyncOptions:
     progress: Progress = field(default_factory=_Quiet)
 
 
+# The AD domain controller (dsServiceName) that the uSNChanged marks were read from.
+DC_KEY = "ad.dc"
+
+
 def _mark_key(kind: EntryKind, what: str) -> str:
     return f"{kind.value.lower()}s.{what}"
 
@@ -97,6 +102,8 @@ class _Run:
         self.cookies: dict[EntryKind, bytes | None] = {}
         # Size of each complete read the sweep trusts (full read, or the server's present set).
         self.complete_reads: dict[EntryKind, int] = {}
+        self.dc: str | None = None  # AD: the domain controller this run read from
+        self.start_usn: int | None = None  # AD: its highestCommittedUSN when the run began
 
     # -- reading and writing pages -------------------------------------------------------------
 
@@ -221,9 +228,27 @@ class _Run:
         self.report.deleted += deleted
         log.info("sync.removed", deactivated=deactivated, deleted=deleted)
 
+    def _fallback_marks(self) -> None:
+        """A kind with no entries yet still needs a mark, or incremental runs would never start.
+
+        After a full read: the run's start (timestamps; the overlap absorbs clock skew between
+        syncsvc and the server), or the DC's highestCommittedUSN read at the start (AD).
+        """
+        if self.report.mode is not RunMode.FULL:
+            return
+        for kind, mark in self.marks.items():
+            if mark is not None:
+                continue
+            if self.deps.flavor.change_attribute == "uSNChanged":
+                if self.start_usn is not None:
+                    self.marks[kind] = str(self.start_usn)
+            else:
+                self.marks[kind] = self.ctx.now.strftime("%Y%m%d%H%M%SZ")
+
     async def save_marks(self) -> None:
         if self.opts.dry_run:
             return
+        self._fallback_marks()
         async with self.deps.engine.begin() as conn:
             for kind, mark in self.marks.items():
                 if mark is not None:
@@ -233,6 +258,8 @@ class _Run:
             for kind, cookie in self.cookies.items():
                 if cookie is not None:
                     await state.set_state(conn, _mark_key(kind, "cookie"), cookie.hex(), self.ctx.now)
+            if self.dc is not None:
+                await state.set_state(conn, DC_KEY, self.dc, self.ctx.now)
 
 
 def _later(a: str, b: str, flavor: Flavor) -> bool:
@@ -247,24 +274,32 @@ def _since(mark: str, flavor: Flavor, overlap: int) -> str:
     return (stamp - timedelta(seconds=overlap)).strftime("%Y%m%d%H%M%SZ")
 
 
-async def _choose_method(deps: SyncDeps, mode: RunMode) -> tuple[RunMode, str, dict[EntryKind, str]]:
+async def _choose_method(
+    deps: SyncDeps, mode: RunMode, info: ServerInfo | None
+) -> tuple[RunMode, str, dict[EntryKind, str]]:
     """Which read a requested mode becomes: paged, timestamp/usn, or content sync."""
     if mode is RunMode.FULL:
         return mode, "paged", {}
+    assert info is not None  # read by the caller for every incremental run
     feed = deps.ldap.change_feed
     if feed in ("auto", "syncrepl"):
-        info = await deps.directory.server_info()
         if info.content_sync:
             return mode, "contentsync", {}
         if feed == "syncrepl":
             raise SyncSvcError(f"{info.url} does not offer RFC 4533 content sync (syncprov)")
     async with deps.engine.connect() as conn:
         marks = {kind: await state.get_state(conn, _mark_key(kind, "mark")) for kind in EntryKind}
+        stored_dc = await state.get_state(conn, DC_KEY)
     if any(m is None for m in marks.values()):
         log.info("sync.no_mark_full_run")  # never synced: an incremental run has nothing to start from
         return RunMode.FULL, "paged", {}
-    method = "usn" if deps.flavor.change_attribute == "uSNChanged" else "timestamp"
-    return mode, method, {k: v for k, v in marks.items() if v is not None}
+    if deps.flavor.change_attribute == "uSNChanged":
+        # uSNChanged counts per domain controller: a mark from another DC means nothing here.
+        if info.ad_service_name != stored_dc:
+            log.warning("sync.dc_changed_full_run", was=stored_dc, now=info.ad_service_name)
+            return RunMode.FULL, "paged", {}
+        return mode, "usn", {k: v for k, v in marks.items() if v is not None}
+    return mode, "timestamp", {k: v for k, v in marks.items() if v is not None}
 
 
 async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
@@ -310,7 +345,13 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
 
 async def _execute(run: _Run) -> None:
     deps, report = run.deps, run.report
-    mode, method, marks = await _choose_method(deps, run.opts.mode)
+    usn = deps.flavor.change_attribute == "uSNChanged"
+    info = None
+    if run.opts.mode is RunMode.INCREMENTAL or usn:
+        info = await deps.directory.server_info()
+        if usn:
+            run.dc, run.start_usn = info.ad_service_name, info.ad_highest_usn
+    mode, method, marks = await _choose_method(deps, run.opts.mode, info)
     report.mode, report.method = mode, method
     queries = {
         EntryKind.USER: user_query(deps.ldap, deps.flavor, deps.mapping.user_attributes),
