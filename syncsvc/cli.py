@@ -10,11 +10,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from syncsvc.auth import TokenInfo, create_token, list_tokens, revoke_token
 from syncsvc.domain import EntryKind, RunMode, RunStatus
 from syncsvc.errors import ConfigError, SyncSvcError
 from syncsvc.logconfig import configure_logging
@@ -254,6 +256,75 @@ def runs_show(obj: _Ctx, run_id: str, as_json: bool) -> None:
             click.echo(f"{key}: {value}")
     for problem in record.problems:
         click.echo(f"problem: {problem.dn}: {problem.reason}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for the SCIM and admin APIs."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="A unique name, e.g. the client it is for.")
+@click.option("--scopes", required=True, metavar="LIST",
+              help="Comma-separated: scim:read, scim:write, admin.")
+@pass_ctx
+def token_create(obj: _Ctx, name: str, scopes: str) -> None:
+    """Create a token and print it, once, alone on stdout (store it now: it is not kept)."""
+    settings = obj.settings()
+
+    async def go() -> str:
+        async with open_store(settings) as engine, engine.begin() as conn:
+            return await create_token(conn, name=name, scopes=scopes, now=datetime.now(UTC))
+
+    secret = _run(go())
+    click.echo(secret)
+    click.echo(f"token {name!r} created; it is shown only this once", err=True)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def token_list(obj: _Ctx, as_json: bool) -> None:
+    """Every token (never its secret): name, scopes, created, last used, revoked."""
+    settings = obj.settings()
+
+    async def go() -> list[TokenInfo]:
+        async with open_store(settings) as engine, engine.connect() as conn:
+            return await list_tokens(conn)
+
+    tokens = _run(go())
+    if as_json:
+        click.echo(json.dumps([t.as_dict() for t in tokens], indent=2))
+        return
+
+    def when(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+
+    rows = [(t.name, ",".join(t.scopes), when(t.created), when(t.last_used), when(t.revoked))
+            for t in tokens]
+    header = ("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    if not rows:
+        click.echo("no tokens (syncsvc token create --name NAME --scopes LIST)", err=True)
+        return
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_ctx
+def token_revoke(obj: _Ctx, name: str) -> None:
+    """Revoke the token NAME; servers stop accepting it within 30 seconds."""
+    settings = obj.settings()
+
+    async def go() -> TokenInfo:
+        async with open_store(settings) as engine, engine.begin() as conn:
+            return await revoke_token(conn, name, datetime.now(UTC))
+
+    info = _run(go())
+    assert info.revoked is not None
+    click.echo(f"revoked {name} (at {info.revoked:%Y-%m-%d %H:%M:%S} UTC)")
 
 
 @main.command()

@@ -60,7 +60,7 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
 async def serve_forever(settings: Settings) -> None:
     """Serve HTTP on settings.http and run a full sync at start; stops on SIGINT/SIGTERM."""
     async with open_service(settings) as service:
-        runner = web.AppRunner(create_app(service.engine), access_log=None)
+        runner = web.AppRunner(create_app(service.engine, settings), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()

@@ -29,6 +29,7 @@ __all__ = [
     "HttpSettings",
     "LdapSettings",
     "LogSettings",
+    "ScimSettings",
     "Settings",
     "StoreSettings",
     "SyncSettings",
@@ -104,12 +105,28 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScimSettings:
+    """The SCIM endpoint's limits, announced in /ServiceProviderConfig."""
+
+    # Public base of the service, for meta.location (behind a proxy); default: from the request.
+    base_url: str = ""
+    default_page_size: int = 100
+    max_results: int = 1000  # count above this is lowered to it (RFC 7644 §3.4.2.4)
+    # A filter matching more than this many resources is refused with tooMany; 0: no limit.
+    max_filter_results: int = 0
+    bulk_max_operations: int = 1000
+    bulk_max_payload: int = 1_048_576  # bytes
+    max_request_bytes: int = 1_048_576  # any other request body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     ldap: LdapSettings = field(default_factory=LdapSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    scim: ScimSettings = field(default_factory=ScimSettings)
     # Mapping overrides, validated by syncsvc.mapping.compile_mapping (check-config calls it).
     mapping: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None  # the file the settings came from, None for the demo

@@ -6,6 +6,13 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from syncsvc.auth import AUTHENTICATOR, TokenAuthenticator, bearer_auth
+from syncsvc.scim import routes as scim_routes
+from syncsvc.scim.middleware import request_context, scim_errors
+from syncsvc.scim.service import ScimService
+from syncsvc.scim.state import SCIM, ScimState
+from syncsvc.settings import Settings
+
 __all__ = ["ENGINE", "create_app"]
 
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -26,9 +33,17 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-def create_app(engine: AsyncEngine) -> web.Application:
-    app = web.Application()
+def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
+    """The whole HTTP surface: health probes (public) and SCIM (bearer tokens)."""
+    scim = settings.scim
+    app = web.Application(
+        middlewares=[request_context, scim_errors, bearer_auth()],
+        client_max_size=max(scim.bulk_max_payload, scim.max_request_bytes),
+    )
     app[ENGINE] = engine
+    app[AUTHENTICATOR] = TokenAuthenticator(engine)
+    app[SCIM] = ScimState(service=ScimService(engine, scim), settings=scim)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    scim_routes.add_routes(app)
     return app

@@ -9,7 +9,7 @@ from typing import Any
 
 from syncsvc.domain import GroupRecord, UserRecord, normalize_dn
 
-__all__ = ["content_hash", "emails_of", "group_values", "user_values"]
+__all__ = ["content_hash", "emails_of", "group_values", "user_columns", "user_values"]
 
 
 def content_hash(*parts: Any) -> str:
@@ -43,6 +43,19 @@ def _primary_email(emails: Sequence[Mapping[str, Any]]) -> str | None:
     return str(emails[0]["value_lower"]) if emails else None
 
 
+def user_columns(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The hot columns every user row derives from its SCIM body, whatever its origin."""
+    user_name = str(resource["userName"])
+    return {
+        "user_name": user_name,
+        "user_name_lower": user_name.lower(),
+        "display_name": resource.get("displayName"),
+        "primary_email": _primary_email(emails_of(resource)),
+        "active": bool(resource.get("active", True)),
+        "resource": dict(resource),
+    }
+
+
 def user_values(record: UserRecord) -> dict[str, Any]:
     """Column values for a directory user (without id, version and timestamps)."""
     resource = dict(record.resource)
@@ -52,15 +65,10 @@ def user_values(record: UserRecord) -> dict[str, Any]:
         "anchor": record.anchor,
         "dn": record.dn,
         "dn_norm": normalize_dn(record.dn),
-        "user_name": record.user_name,
-        "user_name_lower": record.user_name.lower(),
         "external_id": record.external_id if record.external_id is not None else record.anchor,
-        "display_name": resource.get("displayName"),
-        "primary_email": _primary_email(emails_of(resource)),
-        "active": bool(resource.get("active", True)),
-        "resource": resource,
         "manager_dn_norm": manager,
         "content_hash": content_hash(record.dn, resource, manager, record.external_id),
+        **user_columns(resource),
     }
 
 

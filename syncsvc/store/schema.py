@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApiTokenRow",
     "Base",
     "GroupMemberRow",
     "GroupRow",
@@ -175,3 +176,17 @@ class SyncStateRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ApiTokenRow(Base):
+    """A bearer token for the SCIM and admin APIs; only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    scopes: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
+    created: Mapped[datetime] = mapped_column(Timestamp)
+    last_used: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked: Mapped[datetime | None] = mapped_column(Timestamp)

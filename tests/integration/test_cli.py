@@ -133,7 +133,7 @@ class TestConfigCommands:
         """An empty database gets the whole schema; the revision is printed."""
         done = syncsvc("db", "upgrade", cwd=tmp_path)
         assert 0 == done.returncode, done.stderr
-        assert "schema at revision 0001" in done.stdout
+        assert "schema at revision 0002" in done.stdout
         assert (tmp_path / "syncsvc.db").exists()
 
 

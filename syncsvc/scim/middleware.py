@@ -1,0 +1,81 @@
+"""The one place exceptions become HTTP responses (RFC 7644 §3.12 error documents).
+
+Handlers raise; this renders. Tracebacks go to the log, never into a body.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from syncsvc.errors import NotModified, ScimError
+
+__all__ = ["ERROR_SCHEMA", "SCIM_JSON", "error_response", "request_context", "scim_errors", "scim_json"]
+
+log = structlog.get_logger(__name__)
+
+SCIM_JSON = "application/scim+json"
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def scim_json(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A SCIM JSON response (``application/scim+json; charset=utf-8``)."""
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status=status, content_type=SCIM_JSON, charset="utf-8", headers=headers,
+    )
+
+
+def error_response(
+    status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return scim_json(body, status=status, headers=headers)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id (the client's X-Request-Id if sane) to every log line of the request."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+    with structlog.contextvars.bound_contextvars(request_id=request_id, method=request.method,
+                                                 path=request.path):
+        response = await handler(request)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+
+@web.middleware
+async def scim_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NotModified:
+        return web.Response(status=304)
+    except ScimError as exc:
+        headers = {}
+        challenge = getattr(exc, "challenge", None)
+        if challenge:
+            headers["WWW-Authenticate"] = challenge
+        elif exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="syncsvc"'
+        log.info("http.scim_error", status=exc.status, scim_type=exc.scim_type, detail=exc.detail)
+        return error_response(exc.status, exc.detail, exc.scim_type, headers)
+    except web.HTTPException as exc:  # router 404/405, 413 from client_max_size
+        if exc.status < 400:
+            raise
+        detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, detail or exc.reason, None, headers)
+    except Exception:
+        log.exception("http.unhandled")
+        return error_response(500, "internal error; the server log has the details")

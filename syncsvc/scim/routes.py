@@ -1,0 +1,222 @@
+"""aiohttp handlers under /scim/v2: parse the request, call ScimService, shape the response."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from syncsvc.errors import InvalidSyntax, InvalidValue, NotFound, PayloadTooLarge
+from syncsvc.scim.discovery import resource_type, resource_types, service_provider_config
+from syncsvc.scim.middleware import scim_json
+from syncsvc.scim.schema import load_schemas
+from syncsvc.scim.service import KINDS, Kind, ListQuery, Result, ScimService
+from syncsvc.scim.state import SCIM, ScimState
+
+__all__ = ["PREFIX", "add_routes"]
+
+PREFIX = "/scim/v2"
+LIST_PARAMS = {"filter", "sortby", "sortorder", "startindex", "count", "cursor", "attributes",
+               "excludedattributes"}
+
+
+def _base_url(request: web.Request) -> str:
+    state = request.app[SCIM]
+    if state.settings.base_url:
+        return state.settings.base_url.rstrip("/") + PREFIX
+    return f"{request.scheme}://{request.host}{PREFIX}"
+
+
+def _service(request: web.Request) -> ScimService:
+    return request.app[SCIM].service
+
+
+def _kind(request: web.Request) -> Kind:
+    return KINDS[request.match_info["endpoint"]]
+
+
+async def _json_body(request: web.Request, limit: int | None = None) -> Any:
+    """The JSON body; over ``limit`` bytes (default: scim.max_request_bytes) is 413."""
+    ctype = request.content_type
+    if request.body_exists and ctype not in ("application/scim+json", "application/json",
+                                             "application/octet-stream", "text/plain"):
+        raise InvalidSyntax(f"send application/scim+json, not {ctype}")
+    raw = await request.read()
+    most = limit if limit is not None else request.app[SCIM].settings.max_request_bytes
+    if len(raw) > most:
+        raise PayloadTooLarge(f"the body has {len(raw)} bytes; the maximum is {most}")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSyntax(f"the body is not valid JSON: {exc}") from exc
+
+
+def _int(value: Any, name: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(f"{name} must be an integer, got {value!r}") from exc
+    return max(number, minimum)
+
+
+def _list_of(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _list_query(params: Mapping[str, Any]) -> ListQuery:
+    """Query parameters (case-insensitive names, RFC 7644 §3.4.2) or a SearchRequest body."""
+    p = {k.lower(): v for k, v in params.items()}
+    order = str(p.get("sortorder") or "ascending")
+    if order.lower() not in ("ascending", "descending"):
+        raise InvalidValue(f"sortOrder must be ascending or descending, got {order!r}")
+    if p.get("cursor") is not None and p.get("startindex") is not None:
+        raise InvalidValue("use either cursor or startIndex paging, not both")
+    count = p.get("count")
+    cursor = p.get("cursor")
+    return ListQuery(
+        filter=str(p["filter"]) if p.get("filter") not in (None, "") else None,
+        sort_by=str(p["sortby"]) if p.get("sortby") else None,
+        sort_order=order,
+        start_index=_int(p.get("startindex", 1), "startIndex", 1),
+        count=None if count in (None, "") else _int(count, "count", 0),
+        cursor=None if cursor is None else str(cursor),
+        attributes=_list_of(p.get("attributes")),
+        excluded=_list_of(p.get("excludedattributes")),
+    )
+
+
+def _one(result: Result, status: int = 200) -> web.Response:
+    headers = {"ETag": result.etag}
+    if status == 201:
+        headers["Location"] = result.location
+    return scim_json(result.body, status=status, headers=headers)
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    query = _list_query(request.query)
+    return scim_json(await _service(request).list(_kind(request), query, base_url=_base_url(request)))
+
+
+async def search(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a SearchRequest is a JSON object")
+    query = _list_query({k: v for k, v in body.items() if k.lower() in LIST_PARAMS})
+    service = _service(request)
+    endpoint = request.match_info.get("endpoint")
+    if endpoint is None:
+        return scim_json(await service.search_all(query, base_url=_base_url(request)))
+    return scim_json(await service.list(KINDS[endpoint], query, base_url=_base_url(request)))
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    q = {k.lower(): v for k, v in request.query.items()}
+    result = await _service(request).get(
+        _kind(request), request.match_info["id"], base_url=_base_url(request),
+        attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
+        if_none_match=request.headers.get("If-None-Match"),
+    )
+    return _one(result)
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    result = await _service(request).create(_kind(request), body, base_url=_base_url(request))
+    return _one(result, 201)
+
+
+async def replace(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    result = await _service(request).replace(
+        _kind(request), request.match_info["id"], body, base_url=_base_url(request),
+        if_match=request.headers.get("If-Match"),
+    )
+    return _one(result)
+
+
+async def patch(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a PatchOp is a JSON object")
+    result = await _service(request).patch(
+        _kind(request), request.match_info["id"], body, base_url=_base_url(request),
+        if_match=request.headers.get("If-Match"),
+    )
+    return _one(result)
+
+
+async def delete(request: web.Request) -> web.Response:
+    await _service(request).delete(_kind(request), request.match_info["id"],
+                                   if_match=request.headers.get("If-Match"))
+    return web.Response(status=204)
+
+
+async def get_service_provider_config(request: web.Request) -> web.Response:
+    s = request.app[SCIM].settings
+    return scim_json(service_provider_config(
+        _base_url(request), max_results=s.max_results, bulk_max_operations=s.bulk_max_operations,
+        bulk_max_payload=s.bulk_max_payload, default_page_size=s.default_page_size,
+    ))
+
+
+def _list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": len(resources), "itemsPerPage": len(resources), "startIndex": 1,
+            "Resources": resources}
+
+
+async def get_resource_types(request: web.Request) -> web.Response:
+    return scim_json(_list_response(resource_types(_base_url(request))))
+
+
+async def get_resource_type(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        return scim_json(resource_type(name, _base_url(request)))
+    except (KeyError, ValueError) as exc:
+        raise NotFound(f"no resource type {name!r}") from exc
+
+
+async def get_schemas(request: web.Request) -> web.Response:
+    return scim_json(_list_response(load_schemas().schema_documents(_base_url(request))))
+
+
+async def get_schema(request: web.Request) -> web.Response:
+    urn = request.match_info["urn"]
+    document = load_schemas().schema_document(urn, _base_url(request))
+    if document is None:
+        raise NotFound(f"no schema {urn!r}")
+    return scim_json(document)
+
+
+async def bulk(request: web.Request) -> web.Response:
+    from syncsvc.scim.bulk import run_bulk
+
+    state: ScimState = request.app[SCIM]
+    body = await _json_body(request, state.settings.bulk_max_payload)
+    return scim_json(await run_bulk(state.service, state.settings, body, base_url=_base_url(request)))
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every SCIM route; resource type names are case-sensitive per RFC 7644 §3.2."""
+    r = app.router
+    kinds = "{endpoint:Users|Groups}"
+    r.add_get(f"{PREFIX}/ServiceProviderConfig", get_service_provider_config)
+    r.add_get(f"{PREFIX}/ResourceTypes", get_resource_types)
+    r.add_get(f"{PREFIX}/ResourceTypes/{{name}}", get_resource_type)
+    r.add_get(f"{PREFIX}/Schemas", get_schemas)
+    r.add_get(f"{PREFIX}/Schemas/{{urn}}", get_schema)
+    r.add_post(f"{PREFIX}/.search", search)
+    r.add_post(f"{PREFIX}/Bulk", bulk)
+    r.add_post(f"{PREFIX}/{kinds}/.search", search)
+    r.add_get(f"{PREFIX}/{kinds}", list_resources)
+    r.add_post(f"{PREFIX}/{kinds}", create)
+    r.add_get(f"{PREFIX}/{kinds}/{{id}}", get_resource)
+    r.add_put(f"{PREFIX}/{kinds}/{{id}}", replace)
+    r.add_patch(f"{PREFIX}/{kinds}/{{id}}", patch)
+    r.add_delete(f"{PREFIX}/{kinds}/{{id}}", delete)

@@ -1,0 +1,355 @@
+"""SCIM operations over the store, independent of HTTP: the handlers and /Bulk both call these.
+
+Ownership (DESIGN.md): a directory-sourced resource may change only in the profile extension;
+everything else is owned by LDAP and answers 400 ``mutability``. Resources created through SCIM
+are local and fully writable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from syncsvc.errors import (
+    InvalidValue,
+    Mutability,
+    NotFound,
+    NotModified,
+    PreconditionFailed,
+    ScimError,
+    TooMany,
+)
+from syncsvc.scim import filters
+from syncsvc.scim.patch import apply_patch, changed_paths, parse_patch
+from syncsvc.scim.projection import needs, project
+from syncsvc.scim.schema import PROFILE_USER
+from syncsvc.scim.serialize import (
+    LIST_RESPONSE,
+    etag,
+    group_parts,
+    group_resource,
+    user_parts,
+    user_resource,
+)
+from syncsvc.scim.validate import validate_resource
+from syncsvc.settings import ScimSettings
+from syncsvc.store import resources as store
+
+__all__ = ["Kind", "ListQuery", "Result", "ScimService", "KINDS"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str  # "User" | "Group"
+    endpoint: str  # "Users" | "Groups"
+    table: Table
+
+
+KINDS = {
+    "Users": Kind("User", "Users", store.USERS),
+    "Groups": Kind("Group", "Groups", store.GROUPS),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListQuery:
+    """The parameters of a list or .search (RFC 7644 §3.4.2, RFC 9865)."""
+
+    filter: str | None = None
+    sort_by: str | None = None
+    sort_order: str = "ascending"
+    start_index: int = 1
+    count: int | None = None
+    cursor: str | None = None  # "" asks for the first page of cursor paging
+    attributes: Sequence[str] | None = None
+    excluded: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A single resource as the client sees it, with its ETag and where it lives."""
+
+    body: dict[str, Any]
+    etag: str
+    location: str
+
+
+class InvalidCursor(ScimError):
+    """RFC 9865 §2.3: the cursor is not one this server issued for this query."""
+
+    scim_type = "invalidCursor"
+
+
+def _etag_matches(header: str | None, current: str) -> bool:
+    if header is None:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    # Weak comparison (RFC 7232 §2.3.2): W/"3" and "3" name the same version.
+    bare = current.removeprefix("W/")
+    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
+
+
+class ScimService:
+    """The SCIM resource operations, each in its own transaction."""
+
+    def __init__(
+        self, engine: AsyncEngine, settings: ScimSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._clock = clock
+        self._dialect = engine.dialect.name
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def _render(
+        self, conn: AsyncConnection, kind: Kind, rows: Sequence[Row[Any]], parts: frozenset[str],
+        base_url: str,
+    ) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        if kind.name == "User":
+            groups = await store.groups_of_users(conn, ids) if "groups" in parts else None
+            managers = [r.manager_id for r in rows if r.manager_id]
+            names = await store.names_of_users(conn, managers) if "manager" in parts else {}
+            return [
+                user_resource(r, base_url=base_url, groups=groups[r.id] if groups is not None else None,
+                              manager_name=names.get(r.manager_id) if r.manager_id else None)
+                for r in rows
+            ]
+        members = await store.members_of_groups(conn, ids) if "members" in parts else None
+        return [
+            group_resource(r, base_url=base_url, members=members[r.id] if members is not None else None)
+            for r in rows
+        ]
+
+    async def _load(self, conn: AsyncConnection, kind: Kind, resource_id: str) -> Row[Any]:
+        row = await store.get(conn, kind.table, resource_id)
+        if row is None:
+            raise NotFound(f"{kind.name} {resource_id} not found")
+        return row
+
+    async def get(
+        self, kind: Kind, resource_id: str, *, base_url: str, attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None, if_none_match: str | None = None,
+    ) -> Result:
+        async with self._engine.connect() as conn:
+            row = await self._load(conn, kind, resource_id)
+            tag = etag(row.version)
+            if _etag_matches(if_none_match, tag):
+                raise NotModified("not modified")
+            parts = needs(kind.name, attributes, excluded)
+            body = (await self._render(conn, kind, [row], parts, base_url))[0]
+        location = body["meta"]["location"]
+        return Result(project(body, kind.name, attributes=attributes, excluded=excluded), tag, location)
+
+    def _order(self, kind: Kind, query: ListQuery) -> tuple[list[ColumnElement[Any]], bool]:
+        descending = query.sort_order.lower() == "descending"
+        tie = kind.table.c.id
+        if not query.sort_by:
+            return [tie.desc() if descending else tie.asc()], descending
+        key = filters.sort_key(kind.name, query.sort_by, self._dialect)
+        if descending:
+            return [key.desc(), tie.desc()], descending
+        return [key.asc(), tie.asc()], descending
+
+    async def list(self, kind: Kind, query: ListQuery, *, base_url: str) -> dict[str, Any]:
+        """A ListResponse page: index paging (startIndex/count) or cursor paging (RFC 9865)."""
+        settings = self._settings
+        where = filters.where(kind.name, query.filter, self._dialect) if query.filter else None
+        count = settings.default_page_size if query.count is None else query.count
+        count = max(0, min(count, settings.max_results))
+        order, descending = self._order(kind, query)
+        async with self._engine.connect() as conn:
+            total = await store.count(conn, kind.table, where)
+            if query.filter and settings.max_filter_results and total > settings.max_filter_results:
+                raise TooMany(f"the filter matches {total} resources; the limit is "
+                              f"{settings.max_filter_results}: narrow it")
+            page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
+            if query.cursor is not None:
+                offset, start_index = 0, None
+                if query.cursor:
+                    state = self._decode_cursor(query.cursor, query)
+                    if "id" in state:
+                        tie = kind.table.c.id
+                        after = tie < state["id"] if descending else tie > state["id"]
+                        page_where = _and(where, after)
+                    else:
+                        offset = int(state["offset"])
+            rows = []
+            if count:
+                rows = await store.fetch(conn, kind.table, where=page_where, order_by=order,
+                                         offset=offset, limit=count + 1)
+            more = len(rows) > count
+            rows = rows[:count]
+            parts = needs(kind.name, query.attributes, query.excluded)
+            bodies = await self._render(conn, kind, rows, parts, base_url)
+        out: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": total,
+                               "itemsPerPage": len(bodies)}
+        if start_index is not None:
+            out["startIndex"] = start_index
+        elif more and rows:
+            out["nextCursor"] = self._cursor(rows[-1], query, offset, len(rows))
+        out["Resources"] = [project(b, kind.name, attributes=query.attributes, excluded=query.excluded)
+                            for b in bodies]
+        return out
+
+    @staticmethod
+    def _cursor(row: Row[Any], query: ListQuery, offset: int, returned: int) -> str:
+        """Opaque to clients. Unsorted: the last id (keyset paging, stable under writes);
+        sorted: the next offset, bound to the sort it was issued for."""
+        state: dict[str, Any] = (
+            {"id": row.id} if not query.sort_by
+            else {"offset": offset + returned, "sort": [query.sort_by, query.sort_order.lower()]}
+        )
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_cursor(cursor: str, query: ListQuery) -> dict[str, Any]:
+        try:
+            state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidCursor("the cursor is not one this server issued") from exc
+        if not isinstance(state, dict) or not ({"id"} <= state.keys() or {"offset", "sort"} <= state.keys()):
+            raise InvalidCursor("the cursor is not one this server issued")
+        if "sort" in state and state["sort"] != [query.sort_by, query.sort_order.lower()]:
+            raise InvalidCursor("the cursor was issued for another sortBy/sortOrder")
+        if "id" in state and query.sort_by:
+            raise InvalidCursor("the cursor was issued for an unsorted list")
+        return state
+
+    async def search_all(self, query: ListQuery, *, base_url: str) -> dict[str, Any]:
+        """POST /.search at the root: Users then Groups, paged as one list (RFC 7644 §3.4.3)."""
+        if query.cursor is not None:
+            raise InvalidValue("cursor paging is offered per resource type, not at the root")
+        results: list[dict[str, Any]] = []
+        total = 0
+        start = max(query.start_index, 1)
+        count = self._settings.default_page_size if query.count is None else query.count
+        count = max(0, min(count, self._settings.max_results))
+        skip, room = start - 1, count
+        for kind in KINDS.values():
+            probe = await self.list(kind, _replace(query, start_index=1, count=0), base_url=base_url)
+            kind_total = probe["totalResults"]
+            total += kind_total
+            if room and skip < kind_total:
+                page = await self.list(kind, _replace(query, start_index=skip + 1, count=room),
+                                       base_url=base_url)
+                results.extend(page["Resources"])
+                room -= len(page["Resources"])
+            skip = max(0, skip - kind_total)
+        return {"schemas": [LIST_RESPONSE], "totalResults": total, "itemsPerPage": len(results),
+                "startIndex": start, "Resources": results}
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def create(self, kind: Kind, body: Mapping[str, Any], *, base_url: str) -> Result:
+        resource = validate_resource(body, kind.name, for_update=False)
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            if kind.name == "User":
+                parts = user_parts(resource)
+                new_id = await store.insert_user(conn, resource=parts.resource,
+                                                 external_id=parts.external_id,
+                                                 manager_id=parts.manager_id, profile=parts.profile,
+                                                 now=now)
+            else:
+                gparts = group_parts(resource)
+                new_id = await store.insert_group(conn, resource=gparts.resource,
+                                                  external_id=gparts.external_id, now=now)
+                if gparts.members:
+                    await store.replace_members(conn, new_id, gparts.members)
+            return await self._result(conn, kind, new_id, base_url)
+
+    async def _result(self, conn: AsyncConnection, kind: Kind, resource_id: str, base_url: str) -> Result:
+        row = await self._load(conn, kind, resource_id)
+        body = (await self._render(conn, kind, [row], frozenset({"groups", "manager", "members"}),
+                                   base_url))[0]
+        return Result(body, etag(row.version), body["meta"]["location"])
+
+    def _check_version(self, row: Row[Any], if_match: str | None) -> None:
+        if if_match is not None and not _etag_matches(if_match, etag(row.version)):
+            raise PreconditionFailed(f"version mismatch: the resource is at {etag(row.version)}")
+
+    async def replace(
+        self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
+        if_match: str | None = None,
+    ) -> Result:
+        resource = validate_resource(body, kind.name, for_update=True)
+        async with self._engine.begin() as conn:
+            row = await self._load(conn, kind, resource_id)
+            self._check_version(row, if_match)
+            await self._write(conn, kind, row, resource, base_url)
+            return await self._result(conn, kind, resource_id, base_url)
+
+    async def patch(
+        self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
+        if_match: str | None = None,
+    ) -> Result:
+        ops = parse_patch(body)
+        async with self._engine.begin() as conn:
+            row = await self._load(conn, kind, resource_id)
+            self._check_version(row, if_match)
+            current = (await self._render(conn, kind, [row], frozenset({"manager", "members"}),
+                                          base_url))[0]
+            current.pop("meta", None)
+            patched = apply_patch(current, ops, kind.name)
+            if changed_paths(current, patched):
+                resource = validate_resource(patched, kind.name, for_update=True)
+                await self._write(conn, kind, row, resource, base_url, before=current)
+            return await self._result(conn, kind, resource_id, base_url)
+
+    async def _write(
+        self, conn: AsyncConnection, kind: Kind, row: Row[Any], resource: dict[str, Any],
+        base_url: str, before: dict[str, Any] | None = None,
+    ) -> None:
+        now = self._clock()
+        if row.origin == "ldap":
+            if before is None:
+                before = (await self._render(conn, kind, [row], frozenset({"manager", "members"}),
+                                             base_url))[0]
+            before = validate_resource(before, kind.name, for_update=True)
+            owned = sorted(p for p in changed_paths(before, resource) if p.lower() != PROFILE_USER.lower())
+            if owned:
+                raise Mutability(f"{', '.join(owned)} of a directory {kind.name.lower()} are owned by "
+                                 "LDAP; only the profile extension is writable")
+            if kind.name == "User":
+                await store.update_user(conn, row, resource=None, external_id=None, manager_id=None,
+                                        profile=user_parts(resource).profile, now=now)
+            return
+        if kind.name == "User":
+            parts = user_parts(resource)
+            await store.update_user(conn, row, resource=parts.resource, external_id=parts.external_id,
+                                    manager_id=parts.manager_id, profile=parts.profile, now=now)
+            return
+        gparts = group_parts(resource)
+        await store.update_group(conn, row, resource=gparts.resource, external_id=gparts.external_id,
+                                 now=now)
+        await store.replace_members(conn, row.id, gparts.members or [])
+
+    async def delete(self, kind: Kind, resource_id: str, *, if_match: str | None = None) -> None:
+        async with self._engine.begin() as conn:
+            row = await self._load(conn, kind, resource_id)
+            self._check_version(row, if_match)
+            if row.origin == "ldap":
+                raise Mutability(f"this {kind.name.lower()} comes from the directory: remove it in LDAP")
+            await store.delete_resource(conn, kind.table, row, self._clock())
+
+
+def _and(a: ColumnElement[bool] | None, b: ColumnElement[bool]) -> ColumnElement[bool]:
+    return b if a is None else and_(a, b)
+
+
+def _replace(query: ListQuery, **changes: Any) -> ListQuery:
+    from dataclasses import replace
+
+    return replace(query, **changes)

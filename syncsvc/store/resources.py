@@ -1,0 +1,304 @@
+"""Reads and writes of SCIM resources for the API: rows in, rows out, no SCIM JSON shapes here.
+
+Writes take the caller's transaction. Optimistic concurrency: an update names the version it
+read; a row changed meanwhile (by a sync or another client) makes it fail instead of losing
+either write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from syncsvc.errors import InvalidValue, PreconditionFailed, Uniqueness
+from syncsvc.store.rows import emails_of, user_columns
+from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
+
+__all__ = [
+    "GROUPS",
+    "USERS",
+    "count",
+    "delete_resource",
+    "fetch",
+    "get",
+    "groups_of_users",
+    "insert_group",
+    "insert_user",
+    "members_of_groups",
+    "names_of_users",
+    "replace_members",
+    "update_group",
+    "update_user",
+]
+
+USERS: Table = UserRow.__table__  # type: ignore[assignment]
+GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
+EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
+MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
+
+
+async def get(conn: AsyncConnection, table: Table, resource_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(table).where(table.c.id == resource_id))).first()
+
+
+async def count(conn: AsyncConnection, table: Table, where: ColumnElement[bool] | None) -> int:
+    query = select(func.count()).select_from(table)
+    if where is not None:
+        query = query.where(where)
+    return int(await conn.scalar(query) or 0)
+
+
+async def fetch(
+    conn: AsyncConnection,
+    table: Table,
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+    columns: Sequence[Any] | None = None,
+) -> list[Row[Any]]:
+    """One page of rows; ``columns`` narrows what is loaded (a count-only page loads nothing)."""
+    query = select(*(columns or [table])).select_from(table)
+    if where is not None:
+        query = query.where(where)
+    query = query.order_by(*order_by).offset(offset).limit(limit)
+    return list(await conn.execute(query))
+
+
+async def groups_of_users(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
+    """Direct group memberships of each user: (member_id, group id, displayName)."""
+    out: dict[str, list[Row[Any]]] = {uid: [] for uid in user_ids}
+    if not user_ids:
+        return out
+    rows = await conn.execute(
+        select(MEMBERS.c.member_id, GROUPS.c.id, GROUPS.c.display_name)
+        .join(GROUPS, GROUPS.c.id == MEMBERS.c.group_id)
+        .where(MEMBERS.c.member_id.in_(user_ids))
+        .order_by(GROUPS.c.display_name_lower)
+    )
+    for row in rows:
+        out[row.member_id].append(row)
+    return out
+
+
+async def names_of_users(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
+    """displayName (else userName) of users, e.g. managers."""
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(USERS.c.id, func.coalesce(USERS.c.display_name, USERS.c.user_name)).where(
+            USERS.c.id.in_(ids)
+        )
+    )
+    return {id_: name for id_, name in rows}
+
+
+async def members_of_groups(conn: AsyncConnection, group_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
+    """Members of each group with their type and display name, in a stable order."""
+    out: dict[str, list[Row[Any]]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return out
+    nested = GROUPS.alias("nested")
+    rows = await conn.execute(
+        select(
+            MEMBERS.c.group_id,
+            MEMBERS.c.member_id,
+            MEMBERS.c.member_type,
+            func.coalesce(USERS.c.display_name, USERS.c.user_name, nested.c.display_name).label("display"),
+        )
+        .outerjoin(USERS, and_(USERS.c.id == MEMBERS.c.member_id, MEMBERS.c.member_type == "User"))
+        .outerjoin(nested, and_(nested.c.id == MEMBERS.c.member_id, MEMBERS.c.member_type == "Group"))
+        .where(MEMBERS.c.group_id.in_(group_ids))
+        .order_by(MEMBERS.c.group_id, MEMBERS.c.member_id)
+    )
+    for row in rows:
+        out[row.group_id].append(row)
+    return out
+
+
+async def _write_emails(conn: AsyncConnection, user_id: str, resource: dict[str, Any]) -> None:
+    await conn.execute(delete(EMAILS).where(EMAILS.c.user_id == user_id))
+    rows = [{"user_id": user_id, **email} for email in emails_of(resource)]
+    if rows:
+        await conn.execute(insert(EMAILS), rows)
+
+
+async def _taken(conn: AsyncConnection, column: Any, value: str, table: Table, own_id: str | None) -> bool:
+    query = select(table.c.id).where(column == value)
+    if own_id is not None:
+        query = query.where(table.c.id != own_id)
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def _check_user_name(conn: AsyncConnection, user_name: str, own_id: str | None) -> None:
+    if await _taken(conn, USERS.c.user_name_lower, user_name.lower(), USERS, own_id):
+        raise Uniqueness(f"userName {user_name!r} is already taken")
+
+
+async def _check_manager(conn: AsyncConnection, manager_id: str | None) -> None:
+    if manager_id is not None and await get(conn, USERS, manager_id) is None:
+        raise InvalidValue(f"manager {manager_id!r} is not a user of this service")
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    *,
+    resource: dict[str, Any],
+    external_id: str | None,
+    manager_id: str | None,
+    profile: dict[str, Any] | None,
+    now: datetime,
+) -> str:
+    """A local user (created through SCIM): fully writable, untouched by syncs."""
+    await _check_user_name(conn, resource["userName"], None)
+    await _check_manager(conn, manager_id)
+    new_id = str(uuid.uuid4())
+    try:
+        await conn.execute(
+            insert(USERS).values(
+                id=new_id, origin="local", external_id=external_id, manager_id=manager_id,
+                profile=profile, content_hash="", version=1, created=now, last_modified=now,
+                **user_columns(resource),
+            )
+        )
+    except IntegrityError as exc:  # a concurrent insert won the race for the userName
+        raise Uniqueness(f"userName {resource['userName']!r} is already taken") from exc
+    await _write_emails(conn, new_id, resource)
+    return new_id
+
+
+async def _versioned_update(
+    conn: AsyncConnection, table: Table, row: Row[Any], values: dict[str, Any], now: datetime
+) -> None:
+    result = await conn.execute(
+        update(table)
+        .where(table.c.id == row.id, table.c.version == row.version)
+        .values(version=row.version + 1, last_modified=now, **values)
+    )
+    if result.rowcount != 1:
+        raise PreconditionFailed(f"{row.id} was modified concurrently; read it again")
+
+
+async def update_user(
+    conn: AsyncConnection,
+    row: Row[Any],
+    *,
+    resource: dict[str, Any] | None,
+    external_id: str | None,
+    manager_id: str | None,
+    profile: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Write a user back; ``resource=None`` keeps the directory-owned body (profile-only write)."""
+    values: dict[str, Any] = {"profile": profile}
+    if resource is not None:
+        await _check_user_name(conn, resource["userName"], row.id)
+        await _check_manager(conn, manager_id)
+        values.update(external_id=external_id, manager_id=manager_id, **user_columns(resource))
+    try:
+        await _versioned_update(conn, USERS, row, values, now)
+    except IntegrityError as exc:
+        raise Uniqueness("userName is already taken") from exc
+    if resource is not None:
+        await _write_emails(conn, row.id, resource)
+
+
+async def _check_display_name(conn: AsyncConnection, name: str, own_id: str | None) -> None:
+    if await _taken(conn, GROUPS.c.display_name_lower, name.lower(), GROUPS, own_id):
+        raise Uniqueness(f"group displayName {name!r} is already taken")
+
+
+async def insert_group(
+    conn: AsyncConnection, *, resource: dict[str, Any], external_id: str | None, now: datetime
+) -> str:
+    name = str(resource["displayName"])
+    await _check_display_name(conn, name, None)
+    new_id = str(uuid.uuid4())
+    try:
+        await conn.execute(
+            insert(GROUPS).values(
+                id=new_id, origin="local", display_name=name, display_name_lower=name.lower(),
+                external_id=external_id, resource=resource, content_hash="", version=1,
+                created=now, last_modified=now,
+            )
+        )
+    except IntegrityError as exc:
+        raise Uniqueness(f"group displayName {name!r} is already taken") from exc
+    return new_id
+
+
+async def update_group(
+    conn: AsyncConnection,
+    row: Row[Any],
+    *,
+    resource: dict[str, Any],
+    external_id: str | None,
+    now: datetime,
+) -> None:
+    name = str(resource["displayName"])
+    await _check_display_name(conn, name, row.id)
+    try:
+        await _versioned_update(
+            conn, GROUPS, row,
+            {"display_name": name, "display_name_lower": name.lower(), "external_id": external_id,
+             "resource": resource},
+            now,
+        )
+    except IntegrityError as exc:
+        raise Uniqueness(f"group displayName {name!r} is already taken") from exc
+
+
+async def replace_members(
+    conn: AsyncConnection, group_id: str, members: Sequence[str]
+) -> None:
+    """Make the group's members exactly ``members`` (ids of users or groups), writing the diff."""
+    wanted = dict.fromkeys(members)
+    users = set()
+    groups = set()
+    ids = list(wanted)
+    for start in range(0, len(ids), 1000):
+        part = ids[start : start + 1000]
+        users.update(await conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(part))))
+        groups.update(await conn.scalars(select(GROUPS.c.id).where(GROUPS.c.id.in_(part))))
+    unknown = [m for m in wanted if m not in users and m not in groups]
+    if unknown:
+        raise InvalidValue(f"members not found: {', '.join(unknown[:5])}")
+    if group_id in groups:
+        raise InvalidValue("a group cannot be a member of itself")
+    have = set(await conn.scalars(select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)))
+    gone = [m for m in have if m not in wanted]
+    new = [m for m in wanted if m not in have]
+    for start in range(0, len(gone), 1000):
+        await conn.execute(
+            delete(MEMBERS).where(
+                MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(gone[start : start + 1000])
+            )
+        )
+    if new:
+        await conn.execute(
+            insert(MEMBERS),
+            [{"group_id": group_id, "member_id": m, "member_type": "User" if m in users else "Group"}
+             for m in new],
+        )
+
+
+async def delete_resource(conn: AsyncConnection, table: Table, row: Row[Any], now: datetime) -> None:
+    """Remove a user or group with its memberships; groups that contained it get a new version."""
+    parents = list(await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == row.id)))
+    await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id == row.id))
+    if table is USERS:
+        await conn.execute(update(USERS).where(USERS.c.manager_id == row.id).values(manager_id=None))
+    await conn.execute(delete(table).where(table.c.id == row.id))
+    if parents:
+        await conn.execute(
+            update(GROUPS).where(GROUPS.c.id.in_(parents))
+            .values(version=GROUPS.c.version + 1, last_modified=now)
+        )
