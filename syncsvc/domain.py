@@ -36,6 +36,7 @@ class EntryKind(enum.StrEnum):
 class RunMode(enum.StrEnum):
     FULL = "full"
     INCREMENTAL = "incremental"
+    USER = "user"  # one user, re-read now (admin API)
 
 
 class RunStatus(enum.StrEnum):

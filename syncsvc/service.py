@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,13 +12,16 @@ import structlog
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from syncsvc.admin import AdminState
 from syncsvc.domain import RunMode
+from syncsvc.errors import SyncBusy
 from syncsvc.http import create_app
 from syncsvc.ldap import flavor_for, open_directory
 from syncsvc.mapping import compile_mapping
 from syncsvc.settings import Settings
-from syncsvc.store import create_engine, upgrade
+from syncsvc.store import create_engine, runs, upgrade
 from syncsvc.sync import RunLock, SyncDeps, SyncOptions, run_sync
+from syncsvc.sync.scheduler import Scheduler
 
 __all__ = ["Service", "open_service", "open_store", "serve_forever"]
 
@@ -58,16 +62,47 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
 
 
 async def serve_forever(settings: Settings) -> None:
-    """Serve HTTP on settings.http and run a full sync at start; stops on SIGINT/SIGTERM."""
+    """Serve HTTP and run the scheduler until SIGINT/SIGTERM, then stop in order.
+
+    At start: a full run if the store never had a successful one, else an incremental run.
+    On a signal: stop accepting connections, let in-flight requests finish, cancel a running
+    sync at a page boundary (its page rolls back), exit 0.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with open_service(settings) as service:
-        runner = web.AppRunner(create_app(service.engine, settings), access_log=None)
+        scheduler = Scheduler(service.sync, settings.schedule)
+        admin = AdminState(deps=service.sync, scheduler=scheduler)
+        runner = web.AppRunner(create_app(service.engine, settings, admin=admin), access_log=None,
+                               shutdown_timeout=30)
         await runner.setup()
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()
         log.info("http.listening", host=settings.http.host, port=settings.http.port)
+        background = asyncio.create_task(_sync_in_background(service, scheduler, settings))
         try:
-            report = await run_sync(service.sync, SyncOptions(mode=RunMode.FULL, trigger="startup"))
-            log.info("sync.startup_done", summary=report.summary())
-            await asyncio.Event().wait()
+            await stop.wait()
+            log.info("shutdown.started")
         finally:
+            background.cancel()
+            for task in list(admin.tasks):
+                task.cancel()
+            await asyncio.gather(background, *admin.tasks, return_exceptions=True)
             await runner.cleanup()
+            log.info("shutdown.done")
+
+
+async def _sync_in_background(service: Service, scheduler: Scheduler, settings: Settings) -> None:
+    async with service.engine.connect() as conn:
+        synced_before = await runs.last_success(conn) is not None
+    mode = RunMode.INCREMENTAL if synced_before else RunMode.FULL
+    try:
+        report = await run_sync(service.sync, SyncOptions(mode=mode, trigger="startup"))
+        scheduler.record(report, scheduler.clock())
+        log.info("sync.startup_done", summary=report.summary())
+    except SyncBusy:
+        log.info("sync.startup_skipped", reason="another replica is syncing")
+    if settings.schedule.enabled:
+        await scheduler.run_forever()

@@ -29,6 +29,7 @@ __all__ = [
     "HttpSettings",
     "LdapSettings",
     "LogSettings",
+    "ScheduleSettings",
     "ScimSettings",
     "Settings",
     "StoreSettings",
@@ -99,6 +100,17 @@ class SyncSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleSettings:
+    """The syncs `serve` runs by itself."""
+
+    enabled: bool = True
+    incremental_interval: int = 300  # seconds between incremental (or change-feed) runs; 0: none
+    full_cron: str = "0 2 * * *"  # full runs, cron syntax in UTC (nightly); "": none
+    jitter: int = 30  # up to this many seconds added to each run, so replicas do not align
+    max_backoff: int = 3600  # after failures the wait doubles up to this many seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
@@ -127,6 +139,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     log: LogSettings = field(default_factory=LogSettings)
     scim: ScimSettings = field(default_factory=ScimSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     # Mapping overrides, validated by syncsvc.mapping.compile_mapping (check-config calls it).
     mapping: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None  # the file the settings came from, None for the demo

@@ -6,6 +6,8 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from syncsvc.admin import ADMIN, AdminState
+from syncsvc.admin import routes as admin_routes
 from syncsvc.auth import AUTHENTICATOR, TokenAuthenticator, bearer_auth
 from syncsvc.scim import routes as scim_routes
 from syncsvc.scim.middleware import request_context, scim_errors
@@ -33,8 +35,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
-    """The whole HTTP surface: health probes (public) and SCIM (bearer tokens)."""
+def create_app(
+    engine: AsyncEngine, settings: Settings, *, admin: AdminState | None = None
+) -> web.Application:
+    """The whole HTTP surface: health probes (public), SCIM and, given its state, the admin API."""
     scim = settings.scim
     app = web.Application(
         middlewares=[request_context, scim_errors, bearer_auth()],
@@ -46,4 +50,7 @@ def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     scim_routes.add_routes(app)
+    if admin is not None:
+        app[ADMIN] = admin
+        admin_routes.add_routes(app)
     return app

@@ -82,6 +82,14 @@ class CompiledMapping:
         object.__setattr__(self, "user_plan", tuple(map(_step, self.user_rules)))
         object.__setattr__(self, "group_plan", tuple(map(_step, self.group_rules)))
 
+    @property
+    def user_name_attribute(self) -> str:
+        """The LDAP attribute userName comes from (uid, sAMAccountName...), to look a user up."""
+        for rule in self.user_rules:
+            if rule.target.path == "userName" and rule.template is None and rule.sources:
+                return rule.sources[0]
+        return "uid"
+
 
 Step = tuple[str | None, bool, Extract, Slot, str, str, bool, bool, bool, Rule]
 """A rule flattened for the mapper's loop: (probe, plain, extract, slot, key, type, multi,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from syncsvc.domain import Problem
 from syncsvc.store.schema import SyncProblemRow, SyncRunRow
 
-__all__ = ["COUNTS", "RunRecord", "finish_run", "get_run", "list_runs", "start_run"]
+__all__ = [
+    "COUNTS", "RunRecord", "finish_run", "get_run", "last_success", "list_runs", "start_run",
+]
 
 RUNS = SyncRunRow.__table__
 PROBLEMS = SyncProblemRow.__table__
@@ -106,3 +108,13 @@ async def get_run(conn: AsyncConnection, run_id: str) -> RunRecord | None:
         select(PROBLEMS.c.dn, PROBLEMS.c.reason).where(PROBLEMS.c.run_id == rows[0].id).order_by(PROBLEMS.c.id)
     )
     return _record(rows[0], [Problem(dn, reason) for dn, reason in problems])
+
+
+async def last_success(conn: AsyncConnection) -> datetime | None:
+    """When the latest successful run ended (UTC)."""
+    ended = await conn.scalar(
+        select(RUNS.c.ended).where(RUNS.c.status == "success").order_by(RUNS.c.ended.desc()).limit(1)
+    )
+    if ended is not None and ended.tzinfo is None:  # SQLite keeps UTC without a zone
+        ended = ended.replace(tzinfo=UTC)
+    return ended

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus
 from syncsvc.errors import ContentSyncRefreshRequired, SyncSvcError
 from syncsvc.ldap import (
     Directory,
+    escape_filter_value,
     Flavor,
     SearchQuery,
     ServerInfo,
@@ -78,6 +79,10 @@ class SyncOptions:
     allow_deletions: bool = False
     trigger: str = "cli"
     progress: Progress = field(default_factory=_Quiet)
+    run_id: str | None = None  # given by the admin API, which answers with it before the run ends
+    # mode USER: the one user to re-read, by userName (its LDAP attribute) or by DN.
+    user_name: str | None = None
+    user_dn: str | None = None
 
 
 # The AD domain controller (dsServiceName) that the uSNChanged marks were read from.
@@ -303,9 +308,13 @@ async def _choose_method(
 
 
 async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
-    """Run one sync and return its report; raises only SyncBusy (another run holds the lock)."""
-    report = SyncReport(run_id=str(uuid.uuid4()), mode=opts.mode, trigger=opts.trigger,
-                        dry_run=opts.dry_run)
+    """Run one sync and return its report; raises only SyncBusy (another run holds the lock).
+
+    Cancelled (a shutdown): the page being written rolls back, the run is recorded as failed,
+    and the cancellation goes on.
+    """
+    report = SyncReport(run_id=opts.run_id or str(uuid.uuid4()), mode=opts.mode,
+                        trigger=opts.trigger, dry_run=opts.dry_run)
     started = time.monotonic()
     async with deps.lock.hold():
         with structlog.contextvars.bound_contextvars(sync_run=report.run_id):
@@ -325,22 +334,31 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 report.status = RunStatus.FAILED
                 report.detail = str(exc)
                 log.error("sync.failed", error=str(exc), error_type=type(exc).__name__)
+            except* asyncio.CancelledError:
+                report.status = RunStatus.FAILED
+                report.detail = "stopped by shutdown at a page boundary; nothing half-written"
+                log.warning("sync.cancelled")
+                await asyncio.shield(_finish(deps, opts, report, started))
+                raise
             except* Exception as group:
                 # A bug or a store failure: still end the run record, never leave it "running".
                 exc = group.exceptions[0]
                 report.status = RunStatus.FAILED
                 report.detail = f"internal error: {type(exc).__name__}: {exc}"
                 log.exception("sync.crashed", exc_info=exc)
-            report.seconds = time.monotonic() - started
-            if not opts.dry_run:
-                async with deps.engine.begin() as conn:
-                    await runs.finish_run(conn, run_id=report.run_id, status=report.status.value,
-                                          method=report.method, counts=report.counts,
-                                          detail=report.detail, problems=report.problems,
-                                          now=deps.clock())
-            log.info("sync.finished", status=report.status.value, seconds=round(report.seconds, 3),
-                     **report.counts)
+            await _finish(deps, opts, report, started)
     return report
+
+
+async def _finish(deps: SyncDeps, opts: SyncOptions, report: SyncReport, started: float) -> None:
+    report.seconds = time.monotonic() - started
+    if not opts.dry_run:
+        async with deps.engine.begin() as conn:
+            await runs.finish_run(conn, run_id=report.run_id, status=report.status.value,
+                                  method=report.method, counts=report.counts,
+                                  detail=report.detail, problems=report.problems, now=deps.clock())
+    log.info("sync.finished", status=report.status.value, seconds=round(report.seconds, 3),
+             **report.counts)
 
 
 async def _execute(run: _Run) -> None:
@@ -351,6 +369,9 @@ async def _execute(run: _Run) -> None:
         info = await deps.directory.server_info()
         if usn:
             run.dc, run.start_usn = info.ad_service_name, info.ad_highest_usn
+    if run.opts.mode is RunMode.USER:
+        await _one_user(run)
+        return
     mode, method, marks = await _choose_method(deps, run.opts.mode, info)
     report.mode, report.method = mode, method
     queries = {
@@ -380,3 +401,25 @@ async def _execute(run: _Run) -> None:
                         for r in await writes.plan_removals(conn, kind, keep=run.seen[kind],
                                                             policy=deps.sync.on_missing)]
         await run.guard_and_remove(removals)
+
+
+async def _one_user(run: _Run) -> None:
+    """Re-read one user now: by DN (a base for the user filter) or by its userName attribute."""
+    deps, opts = run.deps, run.opts
+    run.report.method = "single"
+    query = user_query(deps.ldap, deps.flavor, deps.mapping.user_attributes)
+    if opts.user_dn:
+        query = replace(query, base=opts.user_dn)
+    elif opts.user_name:
+        attribute = deps.mapping.user_name_attribute
+        # The value goes into an LDAP filter: escaped, never pasted (RFC 4515 §3).
+        query = replace(query, filter=f"(&{query.filter}({attribute}={escape_filter_value(opts.user_name)}))")
+    else:
+        raise SyncSvcError("name a user: by userName or by DN")
+    found = 0
+    async for page in deps.directory.search(query):
+        found += len(page)
+        await run.write_page(EntryKind.USER, page)
+    if found != 1:
+        raise SyncSvcError(f"expected one user, the directory returned {found}")
+    await run.resolve(all_groups=False)
