@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from syncsvc.admin import AdminState
 from syncsvc.domain import RunMode
 from syncsvc.errors import SyncBusy
 from syncsvc.http import create_app
+from syncsvc.http.metrics import Metrics
 from syncsvc.ldap import flavor_for, open_directory
 from syncsvc.mapping import compile_mapping
 from syncsvc.settings import Settings
@@ -73,10 +75,13 @@ async def serve_forever(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_service(settings) as service:
+        metrics = Metrics()
+        service = dataclasses.replace(
+            service, sync=dataclasses.replace(service.sync, observers=(metrics.observe_run,)))
         scheduler = Scheduler(service.sync, settings.schedule)
         admin = AdminState(deps=service.sync, scheduler=scheduler)
-        runner = web.AppRunner(create_app(service.engine, settings, admin=admin), access_log=None,
-                               shutdown_timeout=30)
+        app = create_app(service.engine, settings, admin=admin, metrics=metrics)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
         await runner.setup()
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()

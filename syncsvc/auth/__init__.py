@@ -22,7 +22,7 @@ from syncsvc.auth.middleware import (
     require,
     token_of,
 )
-from syncsvc.auth.scopes import ADMIN, SCIM_READ, SCIM_WRITE, VALID_SCOPES, grants, parse_scopes
+from syncsvc.auth.scopes import ADMIN, METRICS, SCIM_READ, SCIM_WRITE, VALID_SCOPES, grants, parse_scopes
 from syncsvc.auth.tokens import (
     TokenInfo,
     authenticate,
@@ -40,6 +40,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidToken",
     "InvalidTokenName",
+    "METRICS",
     "SCIM_READ",
     "SCIM_WRITE",
     "TokenAuthenticator",

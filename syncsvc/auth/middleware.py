@@ -32,7 +32,7 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from syncsvc.auth.scopes import ADMIN, SCIM_READ, SCIM_WRITE
+from syncsvc.auth.scopes import ADMIN, METRICS, SCIM_READ, SCIM_WRITE
 from syncsvc.auth.tokens import TokenInfo, hash_secret, looks_like_token, lookup_token, touch_token
 from syncsvc.errors import Forbidden, Unauthorized
 
@@ -194,13 +194,16 @@ async def require(request: web.Request, scope: str) -> TokenInfo:
 
 
 def default_scope_for(request: web.Request) -> str | None:
-    """The scope a request needs: probes are public, /admin needs admin, SCIM by method.
+    """The scope a request needs: probes are public, /metrics needs metrics, /admin needs admin,
+    SCIM by method.
 
     ``POST /scim/v2/.search`` and ``POST .../Users/.search`` only read (RFC 7644 §3.4.3).
     """
     path = request.path
-    if path in ("/healthz", "/readyz", "/metrics"):
+    if path in ("/healthz", "/readyz"):
         return None
+    if path == "/metrics":
+        return METRICS
     if path == "/admin" or path.startswith("/admin/"):
         return ADMIN
     if request.method in ("GET", "HEAD", "OPTIONS") or path.endswith("/.search"):

@@ -12,17 +12,21 @@ from typing import Final
 
 from syncsvc.auth.errors import UnknownScope
 
-__all__ = ["ADMIN", "SCIM_READ", "SCIM_WRITE", "VALID_SCOPES", "expand", "grants", "parse_scopes"]
+__all__ = [
+    "ADMIN", "METRICS", "SCIM_READ", "SCIM_WRITE", "VALID_SCOPES", "expand", "grants", "parse_scopes",
+]
 
 SCIM_READ: Final = "scim:read"
 SCIM_WRITE: Final = "scim:write"
 ADMIN: Final = "admin"
-VALID_SCOPES: Final = (SCIM_READ, SCIM_WRITE, ADMIN)
+METRICS: Final = "metrics"  # scraping /metrics: a Prometheus token that can read nothing else
+VALID_SCOPES: Final = (SCIM_READ, SCIM_WRITE, METRICS, ADMIN)
 """Every scope, in the order error messages list them."""
 
 _IMPLIES: Final[dict[str, frozenset[str]]] = {
     SCIM_READ: frozenset({SCIM_READ}),
     SCIM_WRITE: frozenset({SCIM_WRITE, SCIM_READ}),
+    METRICS: frozenset({METRICS}),
     ADMIN: frozenset(VALID_SCOPES),
 }
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from syncsvc.admin import ADMIN, AdminState
 from syncsvc.admin import routes as admin_routes
 from syncsvc.auth import AUTHENTICATOR, TokenAuthenticator, bearer_auth
+from syncsvc.http.metrics import ENGINE_FOR_METRICS, METRICS, Metrics
 from syncsvc.scim import routes as scim_routes
 from syncsvc.scim.middleware import request_context, scim_errors
 from syncsvc.scim.service import ScimService
@@ -36,15 +37,24 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    engine: AsyncEngine, settings: Settings, *, admin: AdminState | None = None
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    admin: AdminState | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
-    """The whole HTTP surface: health probes (public), SCIM and, given its state, the admin API."""
+    """The whole HTTP surface: health probes (public), SCIM, /metrics and, given its state, the
+    admin API."""
     scim = settings.scim
+    metrics = metrics or Metrics()
     app = web.Application(
-        middlewares=[request_context, scim_errors, bearer_auth()],
+        middlewares=[metrics.middleware(), request_context, scim_errors, bearer_auth()],
         client_max_size=max(scim.bulk_max_payload, scim.max_request_bytes),
     )
     app[ENGINE] = engine
+    app[METRICS] = metrics
+    app[ENGINE_FOR_METRICS] = engine
+    app.router.add_get("/metrics", metrics.handler)
     app[AUTHENTICATOR] = TokenAuthenticator(engine)
     app[SCIM] = ScimState(service=ScimService(engine, scim), settings=scim)
     app.router.add_get("/healthz", healthz)

@@ -70,6 +70,8 @@ class SyncDeps:
     sync: SyncSettings
     lock: RunLock
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Told of every finished run (metrics); an observer must not raise.
+    observers: tuple[Callable[[SyncReport], None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,6 +361,8 @@ async def _finish(deps: SyncDeps, opts: SyncOptions, report: SyncReport, started
                                   detail=report.detail, problems=report.problems, now=deps.clock())
     log.info("sync.finished", status=report.status.value, seconds=round(report.seconds, 3),
              **report.counts)
+    for observe in deps.observers:
+        observe(report)
 
 
 async def _execute(run: _Run) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from syncsvc.admin import AdminState
 from syncsvc.auth import create_token
 from syncsvc.http import create_app
+from syncsvc.http.metrics import Metrics
 from syncsvc.service import open_service
 from tests.integration.syncenv import settings_for
 
@@ -27,8 +29,8 @@ SALES = "ou=sales,ou=people,dc=example,dc=com"
 
 
 class Admin:
-    def __init__(self, http: TestClient[Any, Any], token: str, reader: str) -> None:
-        self.http, self.token, self.reader = http, token, reader
+    def __init__(self, http: TestClient[Any, Any], token: str, reader: str, scraper: str) -> None:
+        self.http, self.token, self.reader, self.scraper = http, token, reader, scraper
 
     async def call(self, method: str, path: str, body: Any = None, expect: int = 200,
                    token: str | None = None) -> Any:
@@ -54,9 +56,13 @@ async def admin(slapd: Any, store_url: str, aiohttp_client: Any) -> AsyncIterato
             now = datetime.now(UTC)
             token = await create_token(conn, name="admin", scopes="admin", now=now)
             reader = await create_token(conn, name="reader", scopes="scim:read", now=now)
-        state = AdminState(deps=service.sync)
-        client = await aiohttp_client(create_app(service.engine, settings, admin=state))
-        yield Admin(client, token, reader)
+            scraper = await create_token(conn, name="prometheus", scopes="metrics", now=now)
+        metrics = Metrics()
+        deps = dataclasses.replace(service.sync, observers=(metrics.observe_run,))
+        state = AdminState(deps=deps)
+        client = await aiohttp_client(create_app(service.engine, settings, admin=state,
+                                                 metrics=metrics))
+        yield Admin(client, token, reader, scraper)
         await asyncio.gather(*state.tasks, return_exceptions=True)
         await client.close()
 
@@ -115,6 +121,27 @@ class TestAdminApi:
         body = await admin.call("POST", "/admin/sync", {"mode": "sideways"}, expect=400)
         assert "mode" in body["detail"]
         await admin.call("POST", "/admin/sync/user", {"uid": "a", "dn": "b"}, expect=400)
+
+
+class TestMetrics:
+    async def test_metrics_count_runs_requests_and_the_store(self, admin: Admin) -> None:
+        """After a sync: runs by mode/status, entries, requests by route template, store size."""
+        await admin.wait((await admin.call("POST", "/admin/sync", {}, expect=202))["id"])
+        response = await admin.http.get("/metrics",
+                                        headers={"Authorization": f"Bearer {admin.scraper}"})
+        assert 200 == response.status
+        text = await response.text()
+        assert 'syncsvc_sync_runs_total{mode="full",status="success"} 1.0' in text
+        assert 'syncsvc_sync_entries_total{outcome="created"} 36.0' in text
+        assert 'syncsvc_store_resources{kind="users"} 30.0' in text
+        assert 'route="/admin/runs/{id}"' in text  # a template, never a raw id
+        assert "syncsvc_sync_last_success_timestamp_seconds" in text
+
+    async def test_metrics_need_the_metrics_scope(self, admin: Admin) -> None:
+        """No token: 401; a scim:read token: 403."""
+        assert 401 == (await admin.http.get("/metrics")).status
+        forbidden = await admin.http.get("/metrics", headers={"Authorization": f"Bearer {admin.reader}"})
+        assert 403 == forbidden.status
 
 
 def _free_port() -> int:

@@ -88,7 +88,7 @@ class TestScopes:
         with pytest.raises(UnknownScope) as caught:
             parse_scopes("scim:read,scim:delete")
 
-        assert "unknown scope 'scim:delete'; valid scopes: scim:read, scim:write, admin" == str(caught.value)
+        assert "unknown scope 'scim:delete'; valid scopes: scim:read, scim:write, metrics, admin" == str(caught.value)
 
     @pytest.mark.parametrize("value", ["", " , ", []])
     def test_no_scope_is_an_error(self, value: str | list[str]) -> None:

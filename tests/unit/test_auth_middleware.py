@@ -78,7 +78,7 @@ class TestDefaultScope:
     @pytest.mark.parametrize(("method", "path", "expected"), [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
-        ("GET", "/metrics", None),
+        ("GET", "/metrics", "metrics"),
         ("GET", "/scim/v2/Users", SCIM_READ),
         ("HEAD", "/scim/v2/Users/1", SCIM_READ),
         ("POST", "/scim/v2/.search", SCIM_READ),
