@@ -314,7 +314,7 @@ class _Translator:
                 return not_(present) if op == "eq" else present
             raise InvalidFilter(f"{s.name} {op} null: only eq and ne take null")
         if op == "ne":
-            return and_(self.scalar_present(s), not_(self.scalar_compare(s, "eq", value)))
+            return not_(self.scalar_compare(s, "eq", value))
         if s.kind == "complex":
             raise InvalidFilter(f"{s.name} is complex: name a sub-attribute")
         if op in _ORDERING and s.attr.type in ("boolean", "binary"):
