@@ -18,12 +18,13 @@ import click
 
 from syncsvc.auth import TokenInfo, create_token, list_tokens, revoke_token
 from syncsvc.domain import EntryKind, RunMode, RunStatus
+from syncsvc.enrich import compile_enrichment
 from syncsvc.errors import ConfigError, SyncSvcError
 from syncsvc.logconfig import configure_logging
 from syncsvc.mapping import compile_mapping
 from syncsvc.settings import Settings, describe, find_config, load_settings
 from syncsvc.store import current_revision, runs, upgrade
-from syncsvc.service import open_service, open_store
+from syncsvc.service import config_dir, open_service, open_store
 from syncsvc.sync import SyncOptions, SyncReport, run_sync
 
 __all__ = ["main"]
@@ -93,6 +94,10 @@ def check_config(obj: _Ctx, show: bool) -> None:
     if settings is not None:
         try:
             compile_mapping(settings.ldap.flavor, settings.mapping)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        try:
+            compile_enrichment(settings.enrich, base_dir=config_dir(settings))
         except ConfigError as exc:
             problems.extend(exc.problems)
     for problem in problems:
@@ -256,6 +261,32 @@ def runs_show(obj: _Ctx, run_id: str, as_json: bool) -> None:
             click.echo(f"{key}: {value}")
     for problem in record.problems:
         click.echo(f"problem: {problem.dn}: {problem.reason}")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="table for a terminal, json as GET /admin/quality, csv "
+              "as section,name,metric,value rows.")
+@click.option("--limit", type=click.IntRange(0, 100_000), default=20, show_default=True,
+              help="Examples listed per issue, and lowest scores shown.")
+@pass_ctx
+def quality(obj: _Ctx, fmt: str, limit: int) -> None:
+    """The directory-quality report: completeness, scores and issues of the synced directory."""
+    from syncsvc.profiles.quality import quality_report, report_csv, report_table
+
+    settings = obj.settings()
+
+    async def go() -> dict[str, Any]:
+        async with open_store(settings) as engine, engine.connect() as conn:
+            return await quality_report(conn, limit=limit)
+
+    report = _run(go())
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        click.echo(report_csv(report), nl=False)
+    else:
+        click.echo(report_table(report), nl=False)
 
 
 @main.group()

@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.admin import AdminState
 from syncsvc.domain import RunMode
+from syncsvc.enrich import compile_enrichment
 from syncsvc.errors import SyncBusy
 from syncsvc.http import create_app
 from syncsvc.http.metrics import Metrics
@@ -25,7 +27,7 @@ from syncsvc.store import create_engine, runs, upgrade
 from syncsvc.sync import RunLock, SyncDeps, SyncOptions, run_sync
 from syncsvc.sync.scheduler import Scheduler
 
-__all__ = ["Service", "open_service", "open_store", "serve_forever"]
+__all__ = ["Service", "config_dir", "open_service", "open_store", "serve_forever"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,14 +55,21 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
     """Everything a sync or the server needs; closed in reverse order on exit."""
     flavor = flavor_for(settings.ldap)
     mapping = compile_mapping(settings.ldap.flavor, settings.mapping)
+    enricher = compile_enrichment(settings.enrich, base_dir=config_dir(settings))
     async with open_store(settings) as engine:
         directory = open_directory(settings.ldap, flavor)
         try:
             deps = SyncDeps(engine=engine, directory=directory, flavor=flavor, mapping=mapping,
-                            ldap=settings.ldap, sync=settings.sync, lock=RunLock(engine))
+                            ldap=settings.ldap, sync=settings.sync, lock=RunLock(engine),
+                            enricher=enricher)
             yield Service(settings=settings, engine=engine, sync=deps)
         finally:
             await directory.aclose()
+
+
+def config_dir(settings: Settings) -> Path:
+    """The folder relative paths in the config are taken from (lookup files)."""
+    return (Path.cwd() / settings.source).parent if settings.source else Path.cwd()
 
 
 async def serve_forever(settings: Settings) -> None:

@@ -26,9 +26,11 @@ __all__ = [
     "CONFIG_ENV",
     "CONFIG_NAME",
     "DEMO_LDIF",
+    "EnrichSettings",
     "HttpSettings",
     "LdapSettings",
     "LogSettings",
+    "ProfilesSettings",
     "ScheduleSettings",
     "ScimSettings",
     "Settings",
@@ -132,6 +134,43 @@ class ScimSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProfilesSettings:
+    """Business cards, e-mail signatures and public profile pages (``syncsvc.profiles``)."""
+
+    # Public base of the service for profile links and QR codes (behind a proxy), e.g.
+    # "https://people.example.com"; default: from the request.
+    public_base_url: str = ""
+    # What the public page /p/{slug} (and its vCard) may show; nothing else ever goes out there.
+    # Names: displayName, name, title, department, organization, emails, phoneNumbers, photo,
+    # headline, bio, skills, languages, interests, socialLinks, pronouns, location, office.
+    public_fields: tuple[str, ...] = (
+        "displayName", "title", "department", "organization", "photo", "headline", "bio",
+        "skills", "languages", "pronouns", "location", "socialLinks",
+    )
+    # Jinja2 templates (sandboxed) for signature.html / signature.txt; "": the built-in ones.
+    # A relative path is taken from the config file's folder.
+    signature_template: str = ""
+    signature_text_template: str = ""
+    signature_qr: bool = True  # offer the QR code to the signature template
+    signature_link: bool = True  # offer the public profile link to the signature template
+    public_max_age: int = 300  # Cache-Control max-age of the public page, seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrichSettings:
+    """The ``[enrich]`` table, typed: profile enrichment rules applied after mapping.
+
+    ``Settings.enrich`` holds the table as written (a free-form table like ``mapping``: the
+    generic loader has no coercion for a list of tables); :func:`syncsvc.enrich.compile_enrichment`
+    turns it into this and then into rules, reporting every problem (check-config calls it).
+    """
+
+    phone_region: str = ""  # default region (ISO 3166 alpha-2) for national phone numbers
+    attributes: tuple[str, ...] = ()  # extra LDAP attributes for templates (ldap.X is detected)
+    rules: tuple[dict[str, Any], ...] = ()  # [[enrich.rules]] tables, applied in order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     ldap: LdapSettings = field(default_factory=LdapSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -140,8 +179,11 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     scim: ScimSettings = field(default_factory=ScimSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    profiles: ProfilesSettings = field(default_factory=ProfilesSettings)
     # Mapping overrides, validated by syncsvc.mapping.compile_mapping (check-config calls it).
     mapping: dict[str, Any] = field(default_factory=dict)
+    # [enrich] rules (see EnrichSettings), validated by syncsvc.enrich.compile_enrichment.
+    enrich: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None  # the file the settings came from, None for the demo
 
 

@@ -1,4 +1,5 @@
-"""/admin/...: trigger syncs (202 with the run id), run history, guarded-run confirmation, status.
+"""/admin/...: trigger syncs (202 with the run id), run history, guarded-run confirmation, status;
+the admin page at /admin/ (:mod:`syncsvc.admin.page`).
 
 Runs started here go on in the background; their reports are kept in memory for a while so a
 dry run's diff (which writes no run record) can still be fetched by its id.
@@ -19,6 +20,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 import syncsvc
+from syncsvc.admin.page import add_page_routes
 from syncsvc.domain import RunMode, RunStatus
 from syncsvc.errors import Conflict, InvalidSyntax, InvalidValue, NotFound
 from syncsvc.store import runs
@@ -212,3 +214,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/admin/runs/{id}", get_run)
     r.add_post("/admin/runs/{id}/confirm", confirm_run)
     r.add_get("/admin/status", status)
+    add_page_routes(app)

@@ -37,6 +37,8 @@ from syncsvc.auth.tokens import TokenInfo, hash_secret, looks_like_token, lookup
 from syncsvc.errors import Forbidden, Unauthorized
 
 __all__ = [
+    "ADMIN_PAGE",
+    "ADMIN_PAGE_ASSETS",
     "AUTHENTICATOR",
     "CHALLENGE",
     "InsufficientScope",
@@ -193,19 +195,34 @@ async def require(request: web.Request, scope: str) -> TokenInfo:
     return info
 
 
-def default_scope_for(request: web.Request) -> str | None:
-    """The scope a request needs: probes are public, /metrics needs metrics, /admin needs admin,
-    SCIM by method.
+ADMIN_PAGE: Final = "/admin/"
+"""The admin page (a sign-in form; its API calls carry the token the user types)."""
 
+ADMIN_PAGE_ASSETS: Final = "/admin/static/"
+"""Where the admin page's script and style sheet are served from (a fixed list of files)."""
+
+
+def default_scope_for(request: web.Request) -> str | None:
+    """The scope a request needs: probes and /p/ (public profile pages) are public, /metrics needs
+    metrics, /admin needs admin, /profiles needs scim:read, SCIM by method.
+
+    Public too: ``GET``/``HEAD`` of the admin page ``/admin/`` and of its assets under
+    ``/admin/static/``; they hold no data, and every API call the page makes needs ``admin``.
     ``POST /scim/v2/.search`` and ``POST .../Users/.search`` only read (RFC 7644 §3.4.3).
     """
     path = request.path
-    if path in ("/healthz", "/readyz"):
+    if path in ("/healthz", "/readyz") or path.startswith("/p/"):
+        return None  # probes, and the public profile pages (they check the opt-in themselves)
+    if request.method in ("GET", "HEAD") and (
+        path == ADMIN_PAGE or path.startswith(ADMIN_PAGE_ASSETS)
+    ):
         return None
     if path == "/metrics":
         return METRICS
     if path == "/admin" or path.startswith("/admin/"):
         return ADMIN
+    if path.startswith("/profiles/"):
+        return SCIM_READ  # cards and signatures are read-only views of users
     if request.method in ("GET", "HEAD", "OPTIONS") or path.endswith("/.search"):
         return SCIM_READ
     return SCIM_WRITE

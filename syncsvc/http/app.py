@@ -10,6 +10,7 @@ from syncsvc.admin import ADMIN, AdminState
 from syncsvc.admin import routes as admin_routes
 from syncsvc.auth import AUTHENTICATOR, TokenAuthenticator, bearer_auth
 from syncsvc.http.metrics import ENGINE_FOR_METRICS, METRICS, Metrics
+from syncsvc.profiles import routes as profile_routes
 from syncsvc.scim import routes as scim_routes
 from syncsvc.scim.middleware import request_context, scim_errors
 from syncsvc.scim.service import ScimService
@@ -60,6 +61,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     scim_routes.add_routes(app)
+    profile_routes.add_routes(app, engine, settings)
     if admin is not None:
         app[ADMIN] = admin
         admin_routes.add_routes(app)

@@ -10,7 +10,8 @@ Choices beyond the RFC's letter, each for a client seen in the wild:
 - ``op`` is matched in any case (Entra ID sends ``"Replace"``, ``"Add"``, ``"Remove"``).
 - Without a path, the keys of ``value`` may be plain names, ``name.givenName``, URN-qualified
   names, extension URNs holding an object, or value-filter paths (``emails[type eq "work"]
-  .value``): Entra ID sends all of these. A ``schemas`` key there is ignored.
+  .value``): Entra ID sends all of these. A ``schemas`` key there (or inside an extension
+  object, as scim2-models sends it) is ignored.
 - ``add`` **and** ``replace`` on a value-filter path that matches nothing create the element
   the filter describes (``emails[type eq "work"].value`` -> ``{"type": "work", "value": …}``)
   when the filter is a conjunction of ``eq`` terms. The RFC asks for ``noTarget`` on such a
@@ -46,7 +47,16 @@ from syncsvc.scim._patch_path import PatchPath, equality_constraints, lookup, ma
 from syncsvc.scim.schema import Attribute, ResourceSchema, SchemaRegistry, load_schemas
 from syncsvc.scim.validate import coerce_value
 
-__all__ = ["PATCH_OP", "PatchOp", "apply_patch", "changed_paths", "parse_patch"]
+__all__ = [
+    "PATCH_OP",
+    "MemberDelta",
+    "PatchOp",
+    "apply_patch",
+    "changed_paths",
+    "member_delta",
+    "parse_patch",
+    "touches_members",
+]
 
 PATCH_OP: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OpName = Literal["add", "remove", "replace"]
@@ -154,6 +164,104 @@ def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[st
     }
 
 
+@dataclass(frozen=True, slots=True)
+class MemberDelta:
+    """The net effect of a PATCH that only adds and removes Group members, by member id."""
+
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+def member_delta(
+    ops: Sequence[PatchOp], *, registry: SchemaRegistry | None = None
+) -> MemberDelta | None:
+    """The members a Group PATCH adds and removes, when that is all it does; else None.
+
+    Recognised (the requests Entra ID and Okta send to change membership): ``add`` on path
+    ``members`` with a list of ``{"value": id}``, ``remove`` on ``members`` with such a list, and
+    ``remove`` on ``members[value eq "id"]``. Read-only or null sub-attributes in the listed
+    values (Okta's ``display``, Entra's ``"$ref": null``) are dropped as :func:`apply_patch`
+    drops them. Anything else (replace, other paths or filters, a removal that names ``type``
+    or ``$ref``, a value :func:`apply_patch` would refuse) gives None, and the caller applies
+    the PATCH the general way, which also reports the errors. The operations apply in order:
+    the last one naming an id wins. Member ids are minted lower-case and ``members.value`` is
+    caseExact=false, so removal ids are folded.
+    """
+    registry = registry or load_schemas()
+    adds: dict[str, None] = {}
+    removes: dict[str, None] = {}
+    for op in ops:
+        ids = _member_ids(registry, op)
+        if ids is None:
+            return None
+        for member in ids:
+            if op.op == "add":
+                removes.pop(member.lower(), None)
+                adds[member] = None
+            else:
+                for added in [a for a in adds if a.lower() == member.lower()]:
+                    del adds[added]
+                removes[member.lower()] = None
+    return MemberDelta(tuple(adds), tuple(removes))
+
+
+def _member_ids(registry: SchemaRegistry, op: PatchOp) -> list[str] | None:
+    if op.path is None or op.op == "replace":
+        return None
+    try:
+        path = parse_path(registry, "Group", op.path)
+        attr = path.attribute
+        if attr is None or attr.name != "members" or path.sub is not None:
+            return None
+        if path.value_filter is not None:
+            terms = equality_constraints(path.value_filter, attr)
+            only_value = terms is not None and set(terms) == {"value"}
+            if op.op == "remove" and op.value is None and terms is not None and only_value:
+                value = terms["value"]
+                return [value] if isinstance(value, str) and value else None
+            return None
+        if op.value is None:
+            return None  # remove every member: the general way
+        elements = coerce_value(attr, op.value) or []
+    except ScimError:
+        return None
+    allowed = {"value"} if op.op == "remove" else {"value", "type", "$ref"}
+    ids = []
+    for element in elements:
+        member = element.get("value") if isinstance(element, dict) else None
+        if not isinstance(member, str) or not member or not set(element) <= allowed:
+            return None
+        ids.append(member)
+    return ids
+
+
+def touches_members(ops: Sequence[PatchOp], *, registry: SchemaRegistry | None = None) -> bool:
+    """Whether a Group PATCH may change ``members``; True when unsure (an unparsable path).
+
+    A PATCH that does not lets the caller skip loading the member list (renaming a group of
+    50,000 members must not read them).
+    """
+    registry = registry or load_schemas()
+
+    def names_members(text: str) -> bool:
+        try:
+            path = parse_path(registry, "Group", text)
+        except ScimError:
+            return True  # the general way reports it
+        return path.attribute is None or path.attribute.name == "members"
+
+    for op in ops:
+        if op.path is not None:
+            if names_members(op.path):
+                return True
+        elif not isinstance(op.value, Mapping) or any(
+            not isinstance(key, str) or (key.lower() != "schemas" and names_members(key))
+            for key in op.value
+        ):
+            return True
+    return False
+
+
 class _Patcher:
     """Applies operations to one resource (already a private deep copy) in place."""
 
@@ -189,8 +297,10 @@ class _Patcher:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidValue("attribute names must be strings")
-            if urn is None and key.lower() == "schemas":
-                continue  # a message marker some clients echo; derived from the extensions
+            if key.lower() == "schemas":
+                # A marker clients echo, at the top or inside an extension object (scim2-models
+                # serialises an extension with its own "schemas"); derived from the extensions.
+                continue
             path = parse_path(self.registry, self.schema.name, f"{urn}:{key}" if urn else key)
             if path.attribute is None:
                 if urn is not None:

@@ -124,9 +124,17 @@ async def get_resource(request: web.Request) -> web.Response:
     return _one(result)
 
 
+def _projection(request: web.Request) -> dict[str, list[str] | None]:
+    """attributes / excludedAttributes, which RFC 7644 §3.9 allows on POST, PUT and PATCH too."""
+    q = {k.lower(): v for k, v in request.query.items()}
+    return {"attributes": _list_of(q.get("attributes")),
+            "excluded": _list_of(q.get("excludedattributes"))}
+
+
 async def create(request: web.Request) -> web.Response:
     body = await _json_body(request)
-    result = await _service(request).create(_kind(request), body, base_url=_base_url(request))
+    result = await _service(request).create(_kind(request), body, base_url=_base_url(request),
+                                            **_projection(request))
     return _one(result, 201)
 
 
@@ -134,7 +142,7 @@ async def replace(request: web.Request) -> web.Response:
     body = await _json_body(request)
     result = await _service(request).replace(
         _kind(request), request.match_info["id"], body, base_url=_base_url(request),
-        if_match=request.headers.get("If-Match"),
+        if_match=request.headers.get("If-Match"), **_projection(request),
     )
     return _one(result)
 
@@ -145,7 +153,7 @@ async def patch(request: web.Request) -> web.Response:
         raise InvalidSyntax("a PatchOp is a JSON object")
     result = await _service(request).patch(
         _kind(request), request.match_info["id"], body, base_url=_base_url(request),
-        if_match=request.headers.get("If-Match"),
+        if_match=request.headers.get("If-Match"), **_projection(request),
     )
     return _one(result)
 

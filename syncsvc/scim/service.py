@@ -29,7 +29,13 @@ from syncsvc.errors import (
     TooMany,
 )
 from syncsvc.scim import filters
-from syncsvc.scim.patch import apply_patch, changed_paths, parse_patch
+from syncsvc.scim.patch import (
+    apply_patch,
+    changed_paths,
+    member_delta,
+    parse_patch,
+    touches_members,
+)
 from syncsvc.scim.projection import needs, project
 from syncsvc.scim.schema import PROFILE_USER
 from syncsvc.scim.serialize import (
@@ -132,8 +138,10 @@ class ScimService:
             for r in rows
         ]
 
-    async def _load(self, conn: AsyncConnection, kind: Kind, resource_id: str) -> Row[Any]:
-        row = await store.get(conn, kind.table, resource_id)
+    async def _load(
+        self, conn: AsyncConnection, kind: Kind, resource_id: str, *, for_update: bool = False
+    ) -> Row[Any]:
+        row = await store.get(conn, kind.table, resource_id, for_update=for_update)
         if row is None:
             raise NotFound(f"{kind.name} {resource_id} not found")
         return row
@@ -150,7 +158,7 @@ class ScimService:
             parts = needs(kind.name, attributes, excluded)
             body = (await self._render(conn, kind, [row], parts, base_url))[0]
         location = body["meta"]["location"]
-        return Result(project(body, kind.name, attributes=attributes, excluded=excluded), tag, location)
+        return Result(_shape(body, kind, attributes, excluded), tag, location)
 
     def _order(self, kind: Kind, query: ListQuery) -> tuple[list[ColumnElement[Any]], bool]:
         descending = query.sort_order.lower() == "descending"
@@ -158,9 +166,10 @@ class ScimService:
         if not query.sort_by:
             return [tie.desc() if descending else tie.asc()], descending
         key = filters.sort_key(kind.name, query.sort_by, self._dialect)
+        # Missing values sort last when ascending, first when descending (RFC 7644 §3.4.2.3).
         if descending:
-            return [key.desc(), tie.desc()], descending
-        return [key.asc(), tie.asc()], descending
+            return [key.desc().nulls_first(), tie.desc()], descending
+        return [key.asc().nulls_last(), tie.asc()], descending
 
     async def list(self, kind: Kind, query: ListQuery, *, base_url: str) -> dict[str, Any]:
         """A ListResponse page: index paging (startIndex/count) or cursor paging (RFC 9865)."""
@@ -199,7 +208,7 @@ class ScimService:
             out["startIndex"] = start_index
         elif more and rows:
             out["nextCursor"] = self._cursor(rows[-1], query, offset, len(rows))
-        out["Resources"] = [project(b, kind.name, attributes=query.attributes, excluded=query.excluded)
+        out["Resources"] = [_shape(b, kind, query.attributes, query.excluded)
                             for b in bodies]
         return out
 
@@ -252,7 +261,10 @@ class ScimService:
 
     # -- writing ------------------------------------------------------------------------------
 
-    async def create(self, kind: Kind, body: Mapping[str, Any], *, base_url: str) -> Result:
+    async def create(
+        self, kind: Kind, body: Mapping[str, Any], *, base_url: str,
+        attributes: Sequence[str] | None = None, excluded: Sequence[str] | None = None,
+    ) -> Result:
         resource = validate_resource(body, kind.name, for_update=False)
         now = self._clock()
         async with self._engine.begin() as conn:
@@ -268,13 +280,21 @@ class ScimService:
                                                   external_id=gparts.external_id, now=now)
                 if gparts.members:
                     await store.replace_members(conn, new_id, gparts.members)
-            return await self._result(conn, kind, new_id, base_url)
+            return await self._result(conn, kind, new_id, base_url, attributes, excluded)
 
-    async def _result(self, conn: AsyncConnection, kind: Kind, resource_id: str, base_url: str) -> Result:
+    async def _result(
+        self, conn: AsyncConnection, kind: Kind, resource_id: str, base_url: str,
+        attributes: Sequence[str] | None = None, excluded: Sequence[str] | None = None,
+    ) -> Result:
+        """The written resource as the response shows it: RFC 7644 §3.9 lets a POST, PUT or
+        PATCH ask for ``attributes``/``excludedAttributes``; ``excludedAttributes=members``
+        then loads no members (a PATCH of a large group answers without reading them)."""
         row = await self._load(conn, kind, resource_id)
-        body = (await self._render(conn, kind, [row], frozenset({"groups", "manager", "members"}),
-                                   base_url))[0]
-        return Result(body, etag(row.version), body["meta"]["location"])
+        parts = needs(kind.name, attributes, excluded)
+        body = (await self._render(conn, kind, [row], parts, base_url))[0]
+        location = body["meta"]["location"]
+        projected = _shape(body, kind, attributes, excluded)
+        return Result(projected, etag(row.version), location)
 
     def _check_version(self, row: Row[Any], if_match: str | None) -> None:
         if if_match is not None and not _etag_matches(if_match, etag(row.version)):
@@ -282,36 +302,52 @@ class ScimService:
 
     async def replace(
         self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
-        if_match: str | None = None,
+        if_match: str | None = None, attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None,
     ) -> Result:
         resource = validate_resource(body, kind.name, for_update=True)
         async with self._engine.begin() as conn:
             row = await self._load(conn, kind, resource_id)
             self._check_version(row, if_match)
             await self._write(conn, kind, row, resource, base_url)
-            return await self._result(conn, kind, resource_id, base_url)
+            return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
 
     async def patch(
         self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
-        if_match: str | None = None,
+        if_match: str | None = None, attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None,
     ) -> Result:
         ops = parse_patch(body)
+        is_group = kind.name == "Group"
+        delta = member_delta(ops) if is_group else None
         async with self._engine.begin() as conn:
-            row = await self._load(conn, kind, resource_id)
+            # A member delta is applied without reading the group: lock its row so concurrent
+            # member PATCHes of one group queue up instead of racing on the member table.
+            row = await self._load(conn, kind, resource_id, for_update=delta is not None)
             self._check_version(row, if_match)
-            current = (await self._render(conn, kind, [row], frozenset({"manager", "members"}),
-                                          base_url))[0]
+            if delta is not None and row.origin == "local":
+                if await store.change_members(conn, row.id, add=delta.add, remove=delta.remove):
+                    await store.bump_version(conn, kind.table, row, self._clock())
+                return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
+            # Members are loaded only when an operation may change them (Okta renames a group
+            # with a path-less replace: that must not read 50,000 members).
+            with_members = not is_group or touches_members(ops)
+            parts = frozenset({"manager", "members"} if with_members else {"manager"})
+            current = (await self._render(conn, kind, [row], parts, base_url))[0]
             current.pop("meta", None)
             patched = apply_patch(current, ops, kind.name)
             if changed_paths(current, patched):
                 resource = validate_resource(patched, kind.name, for_update=True)
-                await self._write(conn, kind, row, resource, base_url, before=current)
-            return await self._result(conn, kind, resource_id, base_url)
+                await self._write(conn, kind, row, resource, base_url, before=current,
+                                  keep_members=not with_members)
+            return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
 
     async def _write(
         self, conn: AsyncConnection, kind: Kind, row: Row[Any], resource: dict[str, Any],
-        base_url: str, before: dict[str, Any] | None = None,
+        base_url: str, before: dict[str, Any] | None = None, keep_members: bool = False,
     ) -> None:
+        """Store ``resource``; ``keep_members`` leaves a group's members as they are (the
+        resource was read without them)."""
         now = self._clock()
         if row.origin == "ldap":
             if before is None:
@@ -334,7 +370,8 @@ class ScimService:
         gparts = group_parts(resource)
         await store.update_group(conn, row, resource=gparts.resource, external_id=gparts.external_id,
                                  now=now)
-        await store.replace_members(conn, row.id, gparts.members or [])
+        if not keep_members:
+            await store.replace_members(conn, row.id, gparts.members or [])
 
     async def delete(self, kind: Kind, resource_id: str, *, if_match: str | None = None) -> None:
         async with self._engine.begin() as conn:
@@ -343,6 +380,17 @@ class ScimService:
             if row.origin == "ldap":
                 raise Mutability(f"this {kind.name.lower()} comes from the directory: remove it in LDAP")
             await store.delete_resource(conn, kind.table, row, self._clock())
+
+
+def _shape(
+    body: dict[str, Any], kind: Kind, attributes: Sequence[str] | None, excluded: Sequence[str] | None
+) -> dict[str, Any]:
+    """The resource as asked for. Without attributes/excludedAttributes it already is: what is
+    stored holds nothing returned "never" (no passwords) and the schemas have no "request"
+    attributes, so the per-attribute walk is skipped on the hot path."""
+    if not attributes and not excluded:
+        return body
+    return project(body, kind.name, attributes=attributes, excluded=excluded)
 
 
 def _and(a: ColumnElement[bool] | None, b: ColumnElement[bool]) -> ColumnElement[bool]:

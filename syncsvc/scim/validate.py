@@ -13,7 +13,8 @@ What is accepted on purpose (clients in the wild; RFC 7644 §3.3 lets a server i
 extensions):
 
 - URN-qualified keys of unknown extensions are ignored, as are unknown URNs in ``schemas``;
-  an extension object present but missing from ``schemas`` is accepted and its URN added;
+  an extension object present but missing from ``schemas`` is accepted and its URN added, and
+  a ``schemas`` key inside an extension object is ignored;
 - flat URN-qualified attribute keys (``"urn:...:enterprise:2.0:User:department": "x"``);
 - ``"True"``/``"false"`` (any case) for booleans; integral strings for integers; numbers for
   strings (``employeeNumber: 12345``);
@@ -139,6 +140,8 @@ def _place_qualified(
         if not isinstance(value, Mapping):
             raise InvalidSyntax(f"'{urn}' must be an object of that schema's attributes")
         for name, item in value.items():
+            if isinstance(name, str) and name.lower() == "schemas":
+                continue  # an extension object echoing its own URN list; not an attribute
             _place(schema, urn, name, None, item, target)
         return
     resolved = load_schemas().resolve(resource_type, key)

@@ -24,6 +24,8 @@ from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
 __all__ = [
     "GROUPS",
     "USERS",
+    "bump_version",
+    "change_members",
     "count",
     "delete_resource",
     "fetch",
@@ -44,8 +46,15 @@ EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
 MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
 
 
-async def get(conn: AsyncConnection, table: Table, resource_id: str) -> Row[Any] | None:
-    return (await conn.execute(select(table).where(table.c.id == resource_id))).first()
+async def get(
+    conn: AsyncConnection, table: Table, resource_id: str, *, for_update: bool = False
+) -> Row[Any] | None:
+    """One row by id; ``for_update`` locks it until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway and renders no FOR UPDATE)."""
+    query = select(table).where(table.c.id == resource_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
 
 
 async def count(conn: AsyncConnection, table: Table, where: ColumnElement[bool] | None) -> int:
@@ -256,38 +265,84 @@ async def update_group(
         raise Uniqueness(f"group displayName {name!r} is already taken") from exc
 
 
+_CHUNK = 1000  # ids per IN (...): well under every driver's bind-parameter limit
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+
+
+async def _member_types(conn: AsyncConnection, group_id: str, ids: Sequence[str]) -> dict[str, str]:
+    """The member type (User or Group) of each id; unknown ids and the group itself are
+    InvalidValue."""
+    types: dict[str, str] = {}
+    for part in _chunks(ids):
+        for table, kind in ((USERS, "User"), (GROUPS, "Group")):
+            found = await conn.scalars(select(table.c.id).where(table.c.id.in_(part)))
+            types.update((i, kind) for i in found)
+    unknown = [m for m in ids if m not in types]
+    if unknown:
+        raise InvalidValue(f"members not found: {', '.join(unknown[:5])}")
+    if group_id in types:
+        raise InvalidValue("a group cannot be a member of itself")
+    return types
+
+
+async def _insert_members(
+    conn: AsyncConnection, group_id: str, new: Sequence[str], types: dict[str, str]
+) -> None:
+    if new:
+        await conn.execute(
+            insert(MEMBERS),
+            [{"group_id": group_id, "member_id": m, "member_type": types[m]} for m in new],
+        )
+
+
 async def replace_members(
     conn: AsyncConnection, group_id: str, members: Sequence[str]
 ) -> None:
     """Make the group's members exactly ``members`` (ids of users or groups), writing the diff."""
-    wanted = dict.fromkeys(members)
-    users = set()
-    groups = set()
-    ids = list(wanted)
-    for start in range(0, len(ids), 1000):
-        part = ids[start : start + 1000]
-        users.update(await conn.scalars(select(USERS.c.id).where(USERS.c.id.in_(part))))
-        groups.update(await conn.scalars(select(GROUPS.c.id).where(GROUPS.c.id.in_(part))))
-    unknown = [m for m in wanted if m not in users and m not in groups]
-    if unknown:
-        raise InvalidValue(f"members not found: {', '.join(unknown[:5])}")
-    if group_id in groups:
-        raise InvalidValue("a group cannot be a member of itself")
+    wanted = list(dict.fromkeys(members))
+    types = await _member_types(conn, group_id, wanted)
     have = set(await conn.scalars(select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)))
-    gone = [m for m in have if m not in wanted]
-    new = [m for m in wanted if m not in have]
-    for start in range(0, len(gone), 1000):
+    gone = [m for m in have if m not in types]
+    for part in _chunks(gone):
         await conn.execute(
-            delete(MEMBERS).where(
-                MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(gone[start : start + 1000])
-            )
+            delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
         )
-    if new:
-        await conn.execute(
-            insert(MEMBERS),
-            [{"group_id": group_id, "member_id": m, "member_type": "User" if m in users else "Group"}
-             for m in new],
+    await _insert_members(conn, group_id, [m for m in wanted if m not in have], types)
+
+
+async def change_members(
+    conn: AsyncConnection, group_id: str, *, add: Sequence[str], remove: Sequence[str]
+) -> bool:
+    """Add and remove members by id, touching only those rows; True when anything changed.
+
+    For PATCHes that add or remove a few members of a large group: the other members are
+    never read. ``add`` ids must exist (else InvalidValue); removing a non-member is a no-op.
+    """
+    changed = False
+    for part in _chunks(list(dict.fromkeys(remove))):
+        result = await conn.execute(
+            delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
         )
+        changed = changed or result.rowcount > 0
+    wanted = list(dict.fromkeys(add))
+    if wanted:
+        types = await _member_types(conn, group_id, wanted)
+        have: set[str] = set()
+        for part in _chunks(wanted):
+            have.update(await conn.scalars(select(MEMBERS.c.member_id).where(
+                MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))))
+        new = [m for m in wanted if m not in have]
+        await _insert_members(conn, group_id, new, types)
+        changed = changed or bool(new)
+    return changed
+
+
+async def bump_version(conn: AsyncConnection, table: Table, row: Row[Any], now: datetime) -> None:
+    """A new version (ETag) and lastModified for ``row``, e.g. after its members changed."""
+    await _versioned_update(conn, table, row, {}, now)
 
 
 async def delete_resource(conn: AsyncConnection, table: Table, row: Row[Any], now: datetime) -> None:

@@ -19,7 +19,8 @@ from typing import Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus
+from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus, UserRecord
+from syncsvc.enrich import Enricher, NoEnrichment
 from syncsvc.errors import ContentSyncRefreshRequired, SyncSvcError
 from syncsvc.ldap import (
     Directory,
@@ -72,6 +73,17 @@ class SyncDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Told of every finished run (metrics); an observer must not raise.
     observers: tuple[Callable[[SyncReport], None], ...] = ()
+    # Applied to each mapped user before the store ([enrich] rules); by default nothing.
+    enricher: Enricher = field(default_factory=NoEnrichment)
+
+    @property
+    def user_attributes(self) -> tuple[str, ...]:
+        """The LDAP attributes to read for users: the mapping's and the enrichment rules'."""
+        names = {name.lower(): name for name in self.mapping.user_attributes}
+        if names:  # empty means every attribute: nothing to add
+            for name in self.enricher.attributes:
+                names.setdefault(name.lower(), name)
+        return tuple(names.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,8 +148,13 @@ class _Run:
             result = mapper(entry, self.deps.mapping)
             if isinstance(result, Problem):
                 self.report.problems.append(result)
-            else:
-                records.append(result)
+                continue
+            if isinstance(result, UserRecord):
+                # After mapping, before the store: the store hashes the enriched resource.
+                enriched = self.deps.enricher(result, entry)
+                self.report.problems.extend(enriched.problems)
+                result = enriched.record
+            records.append(result)
         self.report.read += len(entries)
         async with self.deps.engine.begin() as conn:
             if kind is EntryKind.USER:
@@ -373,13 +390,15 @@ async def _execute(run: _Run) -> None:
         info = await deps.directory.server_info()
         if usn:
             run.dc, run.start_usn = info.ad_service_name, info.ad_highest_usn
+    # Lookup files changed since the last run are re-read now, once, off the event loop.
+    await asyncio.to_thread(deps.enricher.refresh)
     if run.opts.mode is RunMode.USER:
         await _one_user(run)
         return
     mode, method, marks = await _choose_method(deps, run.opts.mode, info)
     report.mode, report.method = mode, method
     queries = {
-        EntryKind.USER: user_query(deps.ldap, deps.flavor, deps.mapping.user_attributes),
+        EntryKind.USER: user_query(deps.ldap, deps.flavor, deps.user_attributes),
         EntryKind.GROUP: group_query(deps.ldap, deps.flavor, deps.mapping.group_attributes),
     }
     run.opts.progress.phase("reading")
@@ -411,7 +430,7 @@ async def _one_user(run: _Run) -> None:
     """Re-read one user now: by DN (a base for the user filter) or by its userName attribute."""
     deps, opts = run.deps, run.opts
     run.report.method = "single"
-    query = user_query(deps.ldap, deps.flavor, deps.mapping.user_attributes)
+    query = user_query(deps.ldap, deps.flavor, deps.user_attributes)
     if opts.user_dn:
         query = replace(query, base=opts.user_dn)
     elif opts.user_name:

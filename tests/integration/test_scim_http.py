@@ -213,3 +213,47 @@ class TestDiscovery:
         assert {USER, GROUP, ENTERPRISE, PROFILE} == {s["id"] for s in schemas["Resources"]}
         types = await scim.json("GET", "/ResourceTypes")
         assert {"User", "Group"} == {t["name"] for t in types["Resources"]}
+
+
+class TestLimits:
+    async def test_bulk_limits_are_enforced(self, store_url: str, aiohttp_client: Any) -> None:
+        """Over maxOperations or maxPayloadSize: 413 with a SCIM error, nothing created."""
+        from syncsvc.settings import ScimSettings
+        from tests.integration.scimenv import serving
+
+        limits = ScimSettings(bulk_max_operations=2, bulk_max_payload=2000)
+        async with serving(store_url, aiohttp_client, limits) as scim:
+            ops = [{"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": new_user(f"u{i}")}
+                   for i in range(3)]
+            bulk = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}
+            body = await scim.json("POST", "/Bulk", bulk, expect=413)
+            assert "413" == body["status"]
+            big = {**bulk, "Operations": [{**ops[0], "data": new_user("x" * 3000)}]}
+            await scim.json("POST", "/Bulk", big, expect=413)
+            assert 0 == (await scim.json("GET", "/Users"))["totalResults"]
+            spc = await scim.json("GET", "/ServiceProviderConfig")
+            assert (2, 2000) == (spc["bulk"]["maxOperations"], spc["bulk"]["maxPayloadSize"])
+
+    async def test_fail_on_errors_stops_the_bulk(self, scim: Scim) -> None:
+        """failOnErrors=1: after the first failed operation the rest are not run."""
+        ops = [{"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER]}},
+               {"method": "POST", "path": "/Users", "bulkId": "b", "data": new_user("b")}]
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "failOnErrors": 1,
+                "Operations": ops}
+        result = await scim.json("POST", "/Bulk", body)
+        assert ["400"] == [op["status"] for op in result["Operations"]]
+        assert 0 == (await scim.json("GET", "/Users"))["totalResults"]
+
+    async def test_too_many_and_count_clamped(self, store_url: str, aiohttp_client: Any) -> None:
+        """A filter matching more than max_filter_results is tooMany; count above maxResults is lowered."""
+        from syncsvc.settings import ScimSettings
+        from tests.integration.scimenv import serving
+
+        async with serving(store_url, aiohttp_client,
+                           ScimSettings(max_results=2, max_filter_results=2)) as scim:
+            for name in ("p1", "p2", "p3"):
+                await scim.json("POST", "/Users", new_user(name), expect=201)
+            body = await scim.json("GET", "/Users", expect=400, filter='userName sw "p"')
+            assert "tooMany" == body["scimType"]
+            page = await scim.json("GET", "/Users", count=50)
+            assert (3, 2) == (page["totalResults"], page["itemsPerPage"])

@@ -107,7 +107,7 @@ class TestCreate:
 
     async def test_unknown_scope_is_refused_and_nothing_stored(self, engine: AsyncEngine) -> None:
         """The error lists the valid scopes; no row is written."""
-        with pytest.raises(UnknownScope, match="valid scopes: scim:read, scim:write, admin"):
+        with pytest.raises(UnknownScope, match="valid scopes: scim:read, scim:write, metrics, admin"):
             await make(engine, "okta", "scim:read,root")
 
         async with engine.connect() as conn:

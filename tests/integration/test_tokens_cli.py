@@ -48,7 +48,7 @@ class TestCreate:
         done = syncsvc("token", "create", "--name", "okta", "--scopes", "scim:reed", cwd=workdir)
 
         assert (1, "") == (done.returncode, done.stdout)
-        assert ["syncsvc: unknown scope 'scim:reed'; valid scopes: scim:read, scim:write, admin"] == (
+        assert ["syncsvc: unknown scope 'scim:reed'; valid scopes: scim:read, scim:write, metrics, admin"] == (
             done.stderr.strip().splitlines())
 
 
