@@ -22,6 +22,7 @@ __all__ = [
     "RunStatus",
     "UserRecord",
     "normalize_dn",
+    "split_unescaped",
 ]
 
 AttrValue = str | bytes
@@ -62,8 +63,12 @@ def normalize_dn(dn: str) -> str:
     return ",".join(parts)
 
 
-def _split_unescaped(text: str, sep: str) -> list[str]:
-    out, cur, escaped = [], [], False
+def split_unescaped(text: str, sep: str) -> list[str]:
+    """``text`` split on ``sep`` where it is not backslash-escaped (DN RDNs, multi-valued RDNs);
+    escapes stay in the parts, which are not stripped."""
+    out: list[str] = []
+    cur: list[str] = []
+    escaped = False
     for ch in text:
         if escaped:
             cur.append(ch)
@@ -77,7 +82,11 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
         else:
             cur.append(ch)
     out.append("".join(cur))
-    return [p for p in (s.strip() for s in out) if p]
+    return out
+
+
+def _split_unescaped(text: str, sep: str) -> list[str]:
+    return [p for p in (s.strip() for s in split_unescaped(text, sep)) if p]
 
 
 @dataclass(frozen=True, slots=True)

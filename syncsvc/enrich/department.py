@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
-from syncsvc.domain import LdapEntry
+from syncsvc.domain import LdapEntry, split_unescaped
 from syncsvc.enrich._base import NO_UPDATE, Update
 from syncsvc.enrich._paths import PathSetter
 from syncsvc.enrich.defaults import is_empty
@@ -34,29 +34,11 @@ def _unescape(value: str) -> str:
     return raw.decode("utf-8", "replace").strip()
 
 
-def _split(dn: str, sep: str) -> list[str]:
-    out, cur, escaped = [], [], False
-    for ch in dn:
-        if escaped:
-            cur.append(ch)
-            escaped = False
-        elif ch == "\\":
-            cur.append(ch)
-            escaped = True
-        elif ch == sep:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
 def ou_values(dn: str) -> list[str]:
     """The ``ou`` values of ``dn``'s parents, nearest first (the entry's own RDN is left out)."""
     found = []
-    for rdn in _split(dn, ",")[1:]:
-        for ava in _split(rdn, "+"):
+    for rdn in split_unescaped(dn, ",")[1:]:
+        for ava in split_unescaped(rdn, "+"):
             name, sep, value = ava.partition("=")
             if sep and name.strip().lower() in ("ou", "2.5.4.11"):
                 text = _unescape(value.strip())
