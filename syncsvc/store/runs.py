@@ -14,7 +14,8 @@ from syncsvc.domain import Problem
 from syncsvc.store.schema import SyncProblemRow, SyncRunRow
 
 __all__ = [
-    "COUNTS", "RunRecord", "finish_run", "get_run", "last_success", "list_runs", "start_run",
+    "COUNTS", "RunRecord", "fail_interrupted", "finish_run", "get_run", "last_success", "list_runs",
+    "start_run",
 ]
 
 RUNS = SyncRunRow.__table__
@@ -118,3 +119,15 @@ async def last_success(conn: AsyncConnection) -> datetime | None:
     if ended is not None and ended.tzinfo is None:  # SQLite keeps UTC without a zone
         ended = ended.replace(tzinfo=UTC)
     return ended
+
+
+async def fail_interrupted(conn: AsyncConnection, now: datetime) -> int:
+    """Runs still marked running when the lock is free were cut off (SIGKILL, a crash, a lost
+    connection): record them as failed. Call only while holding the run lock."""
+    result = await conn.execute(
+        update(RUNS)
+        .where(RUNS.c.status == "running")
+        .values(status="failed", ended=now,
+                detail="interrupted: the process ended during the run; nothing was removed")
+    )
+    return result.rowcount or 0

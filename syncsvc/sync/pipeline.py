@@ -341,6 +341,9 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
             log.info("sync.started", mode=opts.mode.value, trigger=opts.trigger, dry_run=opts.dry_run)
             if not opts.dry_run:
                 async with deps.engine.begin() as conn:
+                    stale = await runs.fail_interrupted(conn, run.ctx.now)
+                    if stale:
+                        log.warning("sync.interrupted_runs_closed", runs=stale)
                     await runs.start_run(conn, run_id=report.run_id, mode=opts.mode.value,
                                          method="pending", trigger=opts.trigger, now=run.ctx.now)
             try:
@@ -357,7 +360,7 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 report.status = RunStatus.FAILED
                 report.detail = "stopped by shutdown at a page boundary; nothing half-written"
                 log.warning("sync.cancelled")
-                await asyncio.shield(_finish(deps, opts, report, started))
+                await asyncio.shield(_finish_after_cancel(deps, opts, report, started))
                 raise
             except* Exception as group:
                 # A bug or a store failure: still end the run record, never leave it "running".
@@ -367,6 +370,20 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 log.exception("sync.crashed", exc_info=exc)
             await _finish(deps, opts, report, started)
     return report
+
+
+async def _finish_after_cancel(
+    deps: SyncDeps, opts: SyncOptions, report: SyncReport, started: float
+) -> None:
+    """Record a cancelled run; the cancelled page's rollback may still hold SQLite's write
+    lock for a moment, so try a few times (a run left "running" is closed by the next run)."""
+    for attempt in range(5):
+        try:
+            await _finish(deps, opts, report, started)
+            return
+        except Exception as exc:
+            log.warning("sync.finish_retry", attempt=attempt + 1, error=type(exc).__name__)
+            await asyncio.sleep(0.5 * (attempt + 1))
 
 
 async def _finish(deps: SyncDeps, opts: SyncOptions, report: SyncReport, started: float) -> None:

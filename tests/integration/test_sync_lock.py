@@ -50,3 +50,22 @@ class TestRunLock:
         finally:
             await one.dispose()
             await two.dispose()
+
+
+class TestInterruptedRuns:
+    async def test_a_run_cut_off_is_closed_by_the_next_one(self, slapd, store_url) -> None:
+        """A run left 'running' by a killed process is recorded as failed when the next run starts."""
+        from datetime import UTC, datetime
+
+        from syncsvc.store import runs as run_records
+
+        async with pipeline(settings_for(slapd, store_url)) as service:
+            async with service.engine.begin() as conn:
+                await run_records.start_run(conn, run_id="killed-run", mode="full", method="paged",
+                                            trigger="cli", now=datetime.now(UTC))
+            report = await run_sync(service.sync, SyncOptions())
+            async with service.engine.connect() as conn:
+                killed = await run_records.get_run(conn, "killed-run")
+        assert RunStatus.SUCCESS == report.status
+        assert killed is not None and "failed" == killed.status
+        assert "interrupted" in (killed.detail or "")
