@@ -339,14 +339,10 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
         with structlog.contextvars.bound_contextvars(sync_run=report.run_id):
             run = _Run(deps, opts, report)
             log.info("sync.started", mode=opts.mode.value, trigger=opts.trigger, dry_run=opts.dry_run)
-            if not opts.dry_run:
-                async with deps.engine.begin() as conn:
-                    stale = await runs.fail_interrupted(conn, run.ctx.now)
-                    if stale:
-                        log.warning("sync.interrupted_runs_closed", runs=stale)
-                    await runs.start_run(conn, run_id=report.run_id, mode=opts.mode.value,
-                                         method="pending", trigger=opts.trigger, now=run.ctx.now)
             try:
+                if not opts.dry_run:
+                    # Shielded: a shutdown landing here must not leave half a start behind.
+                    await asyncio.shield(_start(deps, opts, report, run.ctx.now))
                 await _execute(run)
                 if report.status is RunStatus.RUNNING:
                     report.status = RunStatus.SUCCESS
@@ -368,15 +364,25 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 report.status = RunStatus.FAILED
                 report.detail = f"internal error: {type(exc).__name__}: {exc}"
                 log.exception("sync.crashed", exc_info=exc)
-            await _finish(deps, opts, report, started)
+            # Shielded: a shutdown arriving while the outcome is written must not lose it.
+            await asyncio.shield(_finish_after_cancel(deps, opts, report, started))
     return report
+
+
+async def _start(deps: SyncDeps, opts: SyncOptions, report: SyncReport, now: datetime) -> None:
+    async with deps.engine.begin() as conn:
+        stale = await runs.fail_interrupted(conn, now)
+        if stale:
+            log.warning("sync.interrupted_runs_closed", runs=stale)
+        await runs.start_run(conn, run_id=report.run_id, mode=opts.mode.value, method="pending",
+                             trigger=opts.trigger, now=now)
 
 
 async def _finish_after_cancel(
     deps: SyncDeps, opts: SyncOptions, report: SyncReport, started: float
 ) -> None:
-    """Record a cancelled run; the cancelled page's rollback may still hold SQLite's write
-    lock for a moment, so try a few times (a run left "running" is closed by the next run)."""
+    """Record how a run ended, retrying: after a cancellation the page's rollback may still hold
+    SQLite's write lock for a moment (a run left "running" is closed by the next run)."""
     for attempt in range(5):
         try:
             await _finish(deps, opts, report, started)
