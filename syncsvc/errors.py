@@ -7,6 +7,7 @@
     │   └── ContentSyncRefreshRequired   the server asks for a fresh RFC 4533 refresh
     ├── StoreError             the database refused or could not be reached
     ├── SyncBusy               another run holds the sync lock
+    ├── SyncStopped            shutdown: the run stopped at a page boundary
     ├── SyncAborted            a run stopped before it could complete its read
     └── ScimError              an RFC 7644 §3.12 error: carries its HTTP status and scimType
         ├── InvalidFilter, TooMany, Uniqueness, Mutability, InvalidSyntax, InvalidPath,
@@ -48,6 +49,7 @@ __all__ = [
     "StoreError",
     "SyncAborted",
     "SyncBusy",
+    "SyncStopped",
     "SyncSvcError",
     "TooMany",
     "Unauthorized",
@@ -85,6 +87,10 @@ class StoreError(SyncSvcError):
 
 class SyncBusy(SyncSvcError):
     """Another sync run holds the lock; this one did not start."""
+
+
+class SyncStopped(SyncSvcError):
+    """The service is shutting down: the run stopped at a page boundary."""
 
 
 class SyncAborted(SyncSvcError):

@@ -76,8 +76,8 @@ async def serve_forever(settings: Settings) -> None:
     """Serve HTTP and run the scheduler until SIGINT/SIGTERM, then stop in order.
 
     At start: a full run if the store never had a successful one, else an incremental run.
-    On a signal: stop accepting connections, let in-flight requests finish, cancel a running
-    sync at a page boundary (its page rolls back), exit 0.
+    On a signal: a running sync stops at its next page boundary (the page in flight commits
+    whole), then the scheduler is cancelled, in-flight requests finish, exit 0.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,6 +100,12 @@ async def serve_forever(settings: Settings) -> None:
             await stop.wait()
             log.info("shutdown.started")
         finally:
+            # A running sync stops at its next page boundary; then everything else is cancelled.
+            service.sync.stopping.set()
+            for _ in range(600):
+                if not service.sync.lock.busy:
+                    break
+                await asyncio.sleep(0.05)
             background.cancel()
             for task in list(admin.tasks):
                 task.cancel()

@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus, UserRecord
 from syncsvc.enrich import Enricher, NoEnrichment
-from syncsvc.errors import ContentSyncRefreshRequired, SyncSvcError
+from syncsvc.errors import ContentSyncRefreshRequired, SyncStopped, SyncSvcError
 from syncsvc.ldap import (
     Directory,
     escape_filter_value,
@@ -73,6 +73,8 @@ class SyncDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Told of every finished run (metrics); an observer must not raise.
     observers: tuple[Callable[[SyncReport], None], ...] = ()
+    # Set on shutdown: a running sync stops at its next page boundary.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Applied to each mapped user before the store ([enrich] rules); by default nothing.
     enricher: Enricher = field(default_factory=NoEnrichment)
 
@@ -123,6 +125,12 @@ class _Run:
         self.complete_reads: dict[EntryKind, int] = {}
         self.dc: str | None = None  # AD: the domain controller this run read from
         self.start_usn: int | None = None  # AD: its highestCommittedUSN when the run began
+        self.writes: set[asyncio.Future[PageOutcome]] = set()
+
+    async def drain(self) -> None:
+        """Let page writes still in flight (their reader was cancelled) commit or fail."""
+        if self.writes:
+            await asyncio.gather(*self.writes, return_exceptions=True)
 
     # -- reading and writing pages -------------------------------------------------------------
 
@@ -138,7 +146,19 @@ class _Run:
         elif current is None or value > current:  # generalizedTime sorts as text
             self.marks[kind] = value
 
+    async def _write(self, kind: EntryKind, records: list[Any]) -> PageOutcome:
+        """One page in one transaction."""
+        async with self.deps.engine.begin() as conn:
+            if kind is EntryKind.USER:
+                outcome = await writes.upsert_users(conn, self.ctx, records)  # type: ignore[arg-type]
+            else:
+                outcome = await writes.upsert_groups(conn, self.ctx, records)  # type: ignore[arg-type]
+                self.changed_groups.extend(outcome.changed_ids)
+        return outcome
+
     async def write_page(self, kind: EntryKind, entries: Sequence[LdapEntry]) -> None:
+        if self.deps.stopping.is_set():
+            raise SyncStopped("stopped by shutdown at a page boundary; nothing half-written")
         mapper = map_user if kind is EntryKind.USER else map_group
         records = []
         for entry in entries:
@@ -156,12 +176,12 @@ class _Run:
                 result = enriched.record
             records.append(result)
         self.report.read += len(entries)
-        async with self.deps.engine.begin() as conn:
-            if kind is EntryKind.USER:
-                outcome = await writes.upsert_users(conn, self.ctx, records)  # type: ignore[arg-type]
-            else:
-                outcome = await writes.upsert_groups(conn, self.ctx, records)  # type: ignore[arg-type]
-                self.changed_groups.extend(outcome.changed_ids)
+        # Shielded: a cancellation (a failing sibling read) never cuts a page's transaction;
+        # the run waits for such a write (drain) before it records its outcome.
+        write = asyncio.ensure_future(self._write(kind, records))
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+        outcome = await asyncio.shield(write)
         self.report.add(outcome)
         self.opts.progress.advance(kind, len(entries))
         log.info("sync.page_written", kind=kind.value, entries=len(entries),
@@ -356,7 +376,7 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 report.status = RunStatus.FAILED
                 report.detail = "stopped by shutdown at a page boundary; nothing half-written"
                 log.warning("sync.cancelled")
-                await asyncio.shield(_finish_after_cancel(deps, opts, report, started))
+                await asyncio.shield(_close(run, started))
                 raise
             except* Exception as group:
                 # A bug or a store failure: still end the run record, never leave it "running".
@@ -365,8 +385,13 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 report.detail = f"internal error: {type(exc).__name__}: {exc}"
                 log.exception("sync.crashed", exc_info=exc)
             # Shielded: a shutdown arriving while the outcome is written must not lose it.
-            await asyncio.shield(_finish_after_cancel(deps, opts, report, started))
+            await asyncio.shield(_close(run, started))
     return report
+
+
+async def _close(run: _Run, started: float) -> None:
+    await run.drain()
+    await _finish_after_cancel(run.deps, run.opts, run.report, started)
 
 
 async def _start(deps: SyncDeps, opts: SyncOptions, report: SyncReport, now: datetime) -> None:
