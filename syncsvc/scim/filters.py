@@ -38,7 +38,6 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     String,
-    Table,
     and_,
     case,
     exists,
@@ -72,7 +71,7 @@ from syncsvc.scim.schema import (
     Attribute,
     load_schemas,
 )
-from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
+from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
 __all__ = [
     "Filter",
@@ -84,10 +83,6 @@ __all__ = [
     "where",
 ]
 
-USERS: Final[Table] = UserRow.__table__  # type: ignore[assignment]
-GROUPS: Final[Table] = GroupRow.__table__  # type: ignore[assignment]
-EMAILS: Final[Table] = UserEmailRow.__table__  # type: ignore[assignment]
-MEMBERS: Final[Table] = GroupMemberRow.__table__  # type: ignore[assignment]
 DIALECTS: Final = frozenset({"sqlite", "postgresql"})
 
 _ORDERING: Final = {"gt", "ge", "lt", "le"}

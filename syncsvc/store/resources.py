@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.errors import InvalidValue, PreconditionFailed, Uniqueness
 from syncsvc.store.rows import emails_of, user_columns
-from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
+from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
 __all__ = [
     "GROUPS",
@@ -40,10 +40,6 @@ __all__ = [
     "update_user",
 ]
 
-USERS: Table = UserRow.__table__  # type: ignore[assignment]
-GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
-EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
-MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
 
 
 async def get(

@@ -19,12 +19,17 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "EMAILS",
+    "GROUPS",
+    "MEMBERS",
+    "USERS",
     "ApiTokenRow",
     "Base",
     "GroupMemberRow",
@@ -190,3 +195,10 @@ class ApiTokenRow(Base):
     created: Mapped[datetime] = mapped_column(Timestamp)
     last_used: Mapped[datetime | None] = mapped_column(Timestamp)
     revoked: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+# The tables as Core objects, for bulk statements and queries that need no ORM.
+USERS: Table = UserRow.__table__  # type: ignore[assignment]
+GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
+EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
+MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]

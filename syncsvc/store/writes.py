@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.domain import EntryKind, GroupRecord, Problem, UserRecord
 from syncsvc.store.rows import emails_of, group_values, user_values
-from syncsvc.store.schema import GroupMemberRow, GroupRow, UserEmailRow, UserRow
+from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
 __all__ = [
     "Change",
@@ -34,10 +34,6 @@ __all__ = [
     "upsert_users",
 ]
 
-USERS: Table = UserRow.__table__  # type: ignore[assignment]
-GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
-EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
-MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
 
 # Stay well under PostgreSQL's 32,767 bind parameters per statement.
 IN_CHUNK = 1000
