@@ -39,9 +39,10 @@ _STYLE: Final = (
 _STYLE_HASH: Final = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 
 PAGE_HEADERS: Final[dict[str, str]] = {
-    # No script, no frames, no forms; the photo may come from any https host, the QR is inline.
+    # No script, no frames, no forms; the photo may come from any https host or be the stored
+    # thumbnail under /p/ (same origin), the QR is inline.
     "Content-Security-Policy": (
-        f"default-src 'none'; img-src https: data:; style-src 'sha256-{_STYLE_HASH}'; "
+        f"default-src 'none'; img-src 'self' https: data:; style-src 'sha256-{_STYLE_HASH}'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

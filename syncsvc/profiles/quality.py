@@ -63,7 +63,7 @@ FIELDS: Final[Mapping[str, Predicate]] = {
     "department": lambda j: j.filled(_U.resource, ENTERPRISE_USER, "department"),
     "location": lambda j: or_(j.filled(_U.profile, "location"),
                               j.array_len(_U.resource, "addresses") > 0),
-    "photo": lambda j: or_(j.filled(_U.profile, "photo", "url"),
+    "photo": lambda j: or_(j.filled(_U.profile, "photo", "url"), _U.photo_hash.is_not(None),
                            j.array_len(_U.resource, "photos") > 0),
     "headline": lambda j: j.filled(_U.profile, "headline"),
     "bio": lambda j: j.filled(_U.profile, "bio"),

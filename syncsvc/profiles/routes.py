@@ -4,8 +4,11 @@
   (``scim:read``): built from the stored user, with a weak ETag from the row's version (plus a
   fingerprint of the settings and templates) and ``Cache-Control: private, no-cache``;
   ``If-None-Match`` answers 304.
-- ``GET /p/{slug}`` and ``GET /p/{slug}/vcard`` (no authentication): the public page and card of
-  a user who opted in, restricted to ``profiles.public_fields``. Anything else is the one 404.
+- ``GET /profiles/{id}/photo`` (``scim:read``): the thumbnail the sync stored from the directory's
+  photo, with a strong ETag of its bytes; a user without one is a SCIM 404.
+- ``GET /p/{slug}``, ``GET /p/{slug}/vcard`` and ``GET /p/{slug}/photo`` (no authentication): the
+  public page, card and thumbnail of a user who opted in, restricted to
+  ``profiles.public_fields`` (no ``photo`` there: no photo route). Anything else is the one 404.
 - ``GET /admin/quality`` (``admin``): the directory-quality report as JSON.
 
 Scopes are the auth middleware's job (``default_scope_for``); handlers only raise.
@@ -13,6 +16,7 @@ Scopes are the auth middleware's job (``default_scope_for``); handlers only rais
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -27,7 +31,6 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.errors import ConfigError, InvalidValue, NotFound
-from syncsvc.profiles._json import Json
 from syncsvc.profiles._public import PAGE_HEADERS, not_found_body, render_public_page
 from syncsvc.profiles._qr import qr_code
 from syncsvc.profiles._signature import SignatureKind, SignatureTemplates, signature_context
@@ -36,6 +39,7 @@ from syncsvc.profiles._view import SLUG, ProfileView, public_slug, restricted, v
 from syncsvc.profiles.quality import quality_report
 from syncsvc.scim.serialize import user_resource
 from syncsvc.settings import ProfilesSettings, Settings
+from syncsvc.store.photos import load_photo
 from syncsvc.store.schema import UserRow
 
 __all__ = ["PROFILES", "ProfilesState", "add_routes", "profiles_state"]
@@ -139,7 +143,9 @@ async def _load(request: web.Request) -> tuple[Row[Any], ProfileView]:
             manager = await conn.scalar(
                 select(func.coalesce(_USERS.c.display_name, _USERS.c.user_name))
                 .where(_USERS.c.id == row.manager_id))
-    resource = user_resource(row, base_url="", groups=None, manager_name=manager)
+    # With the service's base URL the stored thumbnail's URL is absolute, so the outputs can
+    # use it (a photo URL the user set comes first).
+    resource = user_resource(row, base_url=_base_url(request), groups=None, manager_name=manager)
     return row, view_of(resource, manager_name=manager)
 
 
@@ -209,18 +215,55 @@ async def _public(request: web.Request) -> tuple[Row[Any], ProfileView] | None:
         return None
     state = request.app[PROFILES]
     async with state.engine.connect() as conn:
-        j = Json(conn.dialect.name)
-        rows = await conn.execute(
-            select(_USERS)
-            .where(_USERS.c.active, func.lower(j.text(_USERS.c.profile, "publicProfile", "slug")) == slug)
-            .order_by(_USERS.c.created).limit(2))
-        # The opt-in flag is checked here, on the same rows, so a private profile costs the
-        # same query as a missing one.
-        row = next((r for r in rows if public_slug(r.profile) == slug), None)
-    if row is None:
+        # public_slug is unique and indexed, kept in step with the profile by every SCIM write.
+        row = (await conn.execute(
+            select(_USERS).where(_USERS.c.public_slug == slug, _USERS.c.active))).first()
+    # The opt-in flag is checked here, on the same row, so a private profile costs the same
+    # query as a missing one.
+    if row is None or public_slug(row.profile) != slug:
         return None
-    view = view_of(user_resource(row, base_url="", groups=None, manager_name=None))
+    base = _base_url(request)
+    view = view_of(user_resource(row, base_url=base, groups=None, manager_name=None))
+    if row.photo_hash and view.photo_url == _thumbnail_url(base, row.id):
+        # The stored thumbnail, under the public path: the page needs no token to show it.
+        view = dataclasses.replace(view, photo_url=f"{base}/p/{slug}/photo")
     return row, restricted(view, state.settings.public_fields)
+
+
+def _thumbnail_url(base: str, user_id: str) -> str:
+    """Where the SCIM body (serialize) points ``photo.thumbnail``."""
+    return f"{base}/profiles/{user_id}/photo"
+
+
+async def _photo_response(
+    request: web.Request, user_id: str, photo_hash: str, cache: str, headers: dict[str, str]
+) -> web.Response | None:
+    """The stored thumbnail; strong ETag (the bytes' hash): 304 without loading them."""
+    etag = f'"{photo_hash[:32]}"'
+    out = {"ETag": etag, "Cache-Control": cache, **_NOSNIFF, **headers}
+    if _matches(request, etag):
+        return web.Response(status=304, headers=out)
+    async with request.app[PROFILES].engine.connect() as conn:
+        photo = await load_photo(conn, user_id)
+    if photo is None:  # removed by a sync since the row was read
+        return None
+    return web.Response(body=photo.data, content_type=photo.content_type, headers=out)
+
+
+async def photo(request: web.Request) -> web.Response:
+    """GET /profiles/{id}/photo: the thumbnail made from the directory's photo."""
+    user_id = request.match_info["id"]
+    async with request.app[PROFILES].engine.connect() as conn:
+        found = (await conn.execute(
+            select(_USERS.c.photo_hash).where(_USERS.c.id == user_id))).first()
+    if found is None:
+        raise NotFound(f"no user {user_id}")
+    response = None
+    if found.photo_hash:
+        response = await _photo_response(request, user_id, found.photo_hash, _PRIVATE_CACHE, {})
+    if response is None:
+        raise NotFound(f"user {user_id} has no stored photo")
+    return response
 
 
 async def public_page(request: web.Request) -> web.Response:
@@ -251,6 +294,19 @@ async def public_vcard(request: web.Request) -> web.Response:
                         "Content-Disposition": f'attachment; filename="{_filename(view)}"'})
 
 
+async def public_photo(request: web.Request) -> web.Response:
+    """GET /p/{slug}/photo: the stored thumbnail of a public profile that may show its photo."""
+    found = await _public(request)
+    if found is None or "photo" not in request.app[PROFILES].settings.public_fields:
+        return _not_found()
+    row, _view = found
+    if not row.photo_hash:
+        return _not_found()
+    cache = f"public, max-age={request.app[PROFILES].settings.public_max_age}"
+    response = await _photo_response(request, row.id, row.photo_hash, cache, PAGE_HEADERS)
+    return response if response is not None else _not_found()
+
+
 async def quality(request: web.Request) -> web.Response:
     """GET /admin/quality[?limit=N]: the directory-quality report (admin scope)."""
     try:
@@ -271,6 +327,8 @@ def add_routes(app: web.Application, engine: AsyncEngine, settings: Settings) ->
     r.add_get("/profiles/{id}/qr.png", qr_png)
     r.add_get("/profiles/{id}/signature.html", signature_html)
     r.add_get("/profiles/{id}/signature.txt", signature_txt)
+    r.add_get("/profiles/{id}/photo", photo)
     r.add_get("/p/{slug}", public_page)
     r.add_get("/p/{slug}/vcard", public_vcard)
+    r.add_get("/p/{slug}/photo", public_photo)
     r.add_get("/admin/quality", quality)

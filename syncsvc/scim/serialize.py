@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from syncsvc.enrich.completeness import completeness
 from syncsvc.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, PROFILE_USER
 
 __all__ = [
@@ -54,6 +55,20 @@ def _meta(kind: str, row: Any, base_url: str, endpoint: str) -> dict[str, str]:
     }
 
 
+def _with_thumbnail(row: Any, base_url: str) -> dict[str, Any] | None:
+    """The stored profile, plus ``photo.thumbnail`` (readOnly) when the sync stored one.
+
+    The URL is the profile route of the service, next to (not under) the SCIM base. A photo
+    URL the user set stays ``photo.url``, and the outputs prefer it.
+    """
+    profile = row.profile
+    if not getattr(row, "photo_hash", None):  # narrowed rows (counts) have no such column
+        return profile
+    root = base_url.removesuffix("/scim/v2")
+    photo = {**((profile or {}).get("photo") or {}), "thumbnail": f"{root}/profiles/{row.id}/photo"}
+    return {**(profile or {}), "photo": photo}
+
+
 def user_resource(
     row: Any,
     *,
@@ -80,8 +95,11 @@ def user_resource(
         out[ENTERPRISE_USER] = enterprise
     if ENTERPRISE_USER in out and not out[ENTERPRISE_USER]:
         del out[ENTERPRISE_USER]
-    if row.profile:
-        out[PROFILE_USER] = row.profile
+    profile = _with_thumbnail(row, base_url) or {}
+    # readOnly, computed on every read so that it can never go stale (nothing stores it).
+    out[PROFILE_USER] = {**profile, "completeness": completeness(
+        row.resource, row.profile, manager_id=row.manager_id,
+        primary_email=getattr(row, "primary_email", None), photo_hash=getattr(row, "photo_hash", None))}
     out["schemas"] = [CORE_USER, *(urn for urn in (ENTERPRISE_USER, PROFILE_USER) if urn in out)]
     if groups is not None:
         out["groups"] = [

@@ -84,6 +84,7 @@ class TestQualityReport:
                 now = datetime.now(UTC)
                 admin = await create_token(conn, name="admin", scopes="admin", now=now)
                 writer = await create_token(conn, name="writer", scopes="scim:write", now=now)
+                reader = await create_token(conn, name="reader", scopes="scim:read", now=now)
             client = await aiohttp_client(create_app(engine, settings))
             await _patch(client, writer, "ada.lovelace", {
                 "bio": "First programmer.", "headline": "Poet of science",
@@ -96,6 +97,9 @@ class TestQualityReport:
                                         headers={"Authorization": f"Bearer {admin}"})
             assert 200 == response.status
             got = await response.json()
+            listed = await (await client.get(
+                "/scim/v2/Users?count=1000", headers={"Authorization": f"Bearer {reader}"})).json(
+                    content_type=None)
             async with engine.connect() as conn:
                 users = list(await conn.execute(select(UserRow.__table__)))
                 members = list(await conn.execute(select(GroupMemberRow.__table__)))
@@ -124,6 +128,10 @@ class TestQualityReport:
             assert len(rows) == departments[dept]["users"]
             mean = sum(scores[u.id] for u in rows) / len(rows)
             assert round(mean, 1) == departments[dept]["score"]
+        # Each user's readOnly profile completeness is the same score, as a whole number.
+        completeness = {u["id"]: u[PROFILE]["completeness"] for u in listed["Resources"]}
+        assert {uid: round(score) for uid, score in scores.items()} == {
+            uid: completeness[uid] for uid in scores}
         lowest = got["lowestScores"]
         assert sorted(scores.values())[: len(lowest)] == [u["score"] for u in lowest]
         ada = next(u for u in lowest if u["userName"] == "ada.lovelace")
