@@ -6,26 +6,44 @@ that already failed coercion are skipped so one mistake is reported once. Rewrit
 - a relative ``ldif://`` path, ``ldap.ca_file`` or SQLite database path becomes absolute,
   relative to ``base_dir`` (the config file's folder);
 - ``postgresql://`` (and ``postgres://``) becomes ``postgresql+asyncpg://`` and ``sqlite://``
-  becomes ``sqlite+aiosqlite://``: the store is async-only, and users paste plain URLs.
+  becomes ``sqlite+aiosqlite://``: the store is async-only, and users paste plain URLs;
+- a target's ``url`` loses its trailing ``/`` and its relative ``ca_file`` becomes absolute.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
+from croniter import croniter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from syncsvc._settings_load import problem
+from syncsvc.errors import InvalidFilter
 from syncsvc.redact import mask_url_password
 
+# The SCIM filter grammar depends on nothing but syncsvc.errors; checking a target's
+# users_filter here (not at first push) lets check-config report it with the rest.
+from syncsvc.scim._filterparse import parse as parse_scim_filter
+
 if TYPE_CHECKING:
-    from syncsvc.settings import HttpSettings, LdapSettings, Settings, StoreSettings, SyncSettings
+    from syncsvc.settings import (
+        HttpSettings,
+        LdapSettings,
+        ProfilesSettings,
+        ScimSettings,
+        Settings,
+        StoreSettings,
+        SyncSettings,
+        TargetAuthSettings,
+        TargetSettings,
+    )
 
 __all__ = ["check"]
 
@@ -38,6 +56,7 @@ _DRIVER_REWRITES: Final = {
 _LDIF_PREFIX: Final = "ldif://"
 _URL_FORMS: Final = "ldap://host[:port], ldaps://host[:port] or ldif://path"
 MAX_PAGE_SIZE: Final = 10_000
+TARGET_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class _Ctx:
@@ -177,6 +196,119 @@ def _check_sync(ctx: _Ctx, sync: SyncSettings) -> None:
     _check_range(ctx, "sync.batch_size", sync.batch_size, ">= 1", low=1)
 
 
+def _check_scim(ctx: _Ctx, scim: ScimSettings, profiles: ProfilesSettings) -> None:
+    # A zero or negative limit would not fail loudly: every list empty, every body 413, every
+    # filter tooMany. Refuse it here, naming the key.
+    _check_range(ctx, "scim.default_page_size", scim.default_page_size, ">= 1", low=1)
+    _check_range(ctx, "scim.max_results", scim.max_results, ">= 1", low=1)
+    _check_range(ctx, "scim.max_filter_results", scim.max_filter_results, ">= 0 (0: no limit)",
+                 low=0)
+    _check_range(ctx, "scim.bulk_max_operations", scim.bulk_max_operations, ">= 1", low=1)
+    _check_range(ctx, "scim.bulk_max_payload", scim.bulk_max_payload, ">= 1024 (bytes)", low=1024)
+    _check_range(ctx, "scim.max_request_bytes", scim.max_request_bytes, ">= 1024 (bytes)",
+                 low=1024)
+    _check_range(ctx, "profiles.public_max_age", profiles.public_max_age, ">= 0 (seconds)", low=0)
+
+
+def _check_http_url(ctx: _Ctx, key: str, url: str, what: str) -> str:
+    """An http(s) URL with a host and no credentials; returned without its trailing ``/``."""
+    if not ctx.ok(key):
+        return url
+    shown = mask_url_password(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        ctx.report(key, f"{shown!r} has a bad port (expected 1-65535)")
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        ctx.report(key, f"{shown!r} is not an http:// or https:// URL ({what})")
+    elif parts.username is not None or parts.password is not None:
+        ctx.report(key, f"{shown!r}: put credentials in the auth table, not the URL")
+    elif port is not None and not 1 <= port <= 65535:
+        ctx.report(key, f"{shown!r} has a bad port (expected 1-65535)")
+    elif parts.query or parts.fragment:
+        ctx.report(key, f"{shown!r}: no query or fragment allowed ({what})")
+    return url.rstrip("/")
+
+
+def _check_target_auth(ctx: _Ctx, key: str, auth: TargetAuthSettings) -> TargetAuthSettings:
+    if not ctx.ok(f"{key}.kind"):
+        return auth
+    needed: dict[str, tuple[str, ...]] = {
+        "bearer": ("token",), "basic": ("username", "password"),
+        "oauth2": ("token_url", "client_id", "client_secret"), "none": ()}
+    for name in needed[auth.kind]:
+        if not getattr(auth, name) and ctx.ok(f"{key}.{name}"):
+            hint = " (or token_file)" if name == "token" else (
+                f" (or {name}_file)" if name in ("password", "client_secret") else "")
+            ctx.report(f"{key}.{name}", f"required for auth kind {auth.kind!r}{hint}")
+    if auth.kind == "oauth2" and auth.token_url:
+        return dataclasses.replace(auth, token_url=_check_http_url(
+            ctx, f"{key}.token_url", auth.token_url, "the OAuth2 token endpoint"))
+    return auth
+
+
+def _check_target(ctx: _Ctx, key: str, target: TargetSettings) -> TargetSettings:
+    if ctx.ok(f"{key}.name") and not TARGET_NAME.fullmatch(target.name):
+        ctx.report(f"{key}.name", f"{target.name!r} must be 1-63 of a-z, 0-9 and '-', "
+                   "not starting or ending with '-'")
+    url = target.url
+    if ctx.ok(f"{key}.url"):
+        url = _check_http_url(ctx, f"{key}.url", target.url, "the target's SCIM base URL")
+    auth = _check_target_auth(ctx, f"{key}.auth", target.auth)
+    if target.users_filter.strip() and ctx.ok(f"{key}.users_filter"):
+        try:
+            parse_scim_filter(target.users_filter)
+        except InvalidFilter as exc:
+            ctx.report(f"{key}.users_filter", f"not a SCIM filter: {exc.detail}")
+    for name in ("groups", "attributes", "drop", "match_by"):
+        if ctx.ok(f"{key}.{name}") and any(not item.strip() for item in getattr(target, name)):
+            ctx.report(f"{key}.{name}", "must not contain empty names")
+    if ctx.ok(f"{key}.match_by"):
+        for attr in (a for a in target.match_by if a.strip()):
+            try:  # an attribute path is what "<path> pr" needs to parse
+                parse_scim_filter(f"{attr} pr")
+            except InvalidFilter:
+                ctx.report(f"{key}.match_by", f"{attr!r} is not a SCIM attribute path")
+    if ctx.ok(f"{key}.rename") and any(
+            not a.strip() or not b.strip() for a, b in target.rename.items()):
+        ctx.report(f"{key}.rename", "paths must not be empty")
+    _check_range(ctx, f"{key}.deletion_guard", target.deletion_guard, ">= 0", low=0)
+    _check_range(ctx, f"{key}.member_batch", target.member_batch, "1..10000", low=1, high=10_000)
+    _check_range(ctx, f"{key}.rate_limit", target.rate_limit, ">= 0 (0: unlimited)", low=0)
+    _check_range(ctx, f"{key}.concurrency", target.concurrency, "1..64", low=1, high=64)
+    _check_range(ctx, f"{key}.timeout", target.timeout, "> 0 seconds", low=0, low_open=True)
+    _check_range(ctx, f"{key}.max_retries", target.max_retries, "0..100", low=0, high=100)
+    _check_range(ctx, f"{key}.quarantine_after", target.quarantine_after, ">= 1", low=1)
+    if target.rate_limit == math.inf and ctx.ok(f"{key}.rate_limit"):
+        ctx.report(f"{key}.rate_limit", "must be a finite number (0: unlimited)")
+    cron = target.reconcile_cron.strip()
+    if cron and ctx.ok(f"{key}.reconcile_cron") and not croniter.is_valid(cron):
+        ctx.report(f"{key}.reconcile_cron", f"{cron!r} is not a cron expression (5 fields, UTC)")
+    ca_file = target.ca_file
+    if ca_file and ctx.ok(f"{key}.ca_file"):
+        path = ctx.base_dir / ca_file
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            ctx.report(f"{key}.ca_file", f"cannot read {path}: {exc.strerror}")
+        ca_file = str(path)
+    return dataclasses.replace(target, url=url, auth=auth, ca_file=ca_file)
+
+
+def _check_targets(ctx: _Ctx, targets: tuple[TargetSettings, ...]) -> tuple[TargetSettings, ...]:
+    checked = tuple(_check_target(ctx, f"targets[{i}]", t) for i, t in enumerate(targets))
+    seen: dict[str, int] = {}
+    for index, target in enumerate(targets):
+        if target.name in seen and target.name:
+            ctx.report(f"targets[{index}].name",
+                       f"{target.name!r} is already the name of targets[{seen[target.name]}]")
+        seen.setdefault(target.name, index)
+    return checked
+
+
 def check(
     settings: Settings, *, base_dir: Path, origins: Mapping[str, str], failed: frozenset[str]
 ) -> tuple[Settings, list[str]]:
@@ -186,4 +318,6 @@ def check(
     store = _check_store(ctx, settings.store)
     _check_http(ctx, settings.http)
     _check_sync(ctx, settings.sync)
-    return dataclasses.replace(settings, ldap=ldap, store=store), ctx.problems
+    _check_scim(ctx, settings.scim, settings.profiles)
+    targets = _check_targets(ctx, settings.targets)
+    return dataclasses.replace(settings, ldap=ldap, store=store, targets=targets), ctx.problems

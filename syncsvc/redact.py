@@ -23,6 +23,11 @@ _SECRET_PARTS: Final = ("password", "passwd", "secret")
 _SECRET_LAST_WORDS: Final = frozenset({"token", "authorization", "cookie", "credentials", "pwd"})
 _WORDS: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
+# A syncsvc API token (syncsvc.auth.tokens: "scs_" + 43 base64url characters), whole or cut
+# short, anywhere in a string: a library that logs a raw header line (aiohttp's parser on a
+# malformed request) must not write the token of the client that sent it.
+_TOKEN: Final = re.compile(r"scs_[A-Za-z0-9_-]{8,}")
+
 _MAX_DEPTH: Final = 8  # log values nest a little (headers, tracebacks); stop before a cycle bites
 
 
@@ -61,7 +66,8 @@ def mask_url_password(url: str) -> str:
 def redact_tree(value: Any, _depth: int = 0) -> Any:
     """Copy ``value`` with secret-named keys masked and URL passwords hidden, recursively.
 
-    Mappings, lists and tuples are walked (to a fixed depth); strings lose any URL password;
+    Mappings, lists and tuples are walked (to a fixed depth); strings lose any URL password
+    and any API token (``scs_...``);
     other values are returned as they are. The input is never modified.
     """
     if _depth > _MAX_DEPTH:
@@ -75,6 +81,8 @@ def redact_tree(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         items = [redact_tree(item, _depth + 1) for item in value]
         return tuple(items) if isinstance(value, tuple) else items
-    if isinstance(value, str) and "://" in value:
-        return mask_url_password(value)
+    if isinstance(value, str):
+        if "scs_" in value:
+            value = _TOKEN.sub("scs_" + MASK, value)
+        return mask_url_password(value) if "://" in value else value
     return value

@@ -60,6 +60,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
+    except RecursionError as exc:  # "[[[[..." deeper than the JSON parser's stack
+        raise InvalidSyntax("the body is nested too deeply") from exc
     except ValueError as exc:
         raise InvalidSyntax(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):

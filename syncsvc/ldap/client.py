@@ -107,6 +107,9 @@ def ldap_errors(url: str, action: str) -> Iterator[None]:
     except (DirectoryError, ConfigError):
         raise
     except (LDAPCommunicationError, LDAPResponseTimeoutError, OSError) as exc:
+        if isinstance(exc, TimeoutError):  # the server holds the connection but does not answer
+            raise DirectoryUnavailable(
+                f"{action} on {url}: timed out: no answer within ldap.read_timeout") from exc
         raise DirectoryUnavailable(f"{action} on {url}: connection lost: {exc}") from exc
     except LDAPException as exc:
         raise DirectoryError(f"{action} on {url} failed: {exc}") from exc
@@ -535,6 +538,8 @@ _SSL_REASON: Final = re.compile(r"\[SSL: [A-Z_]+\][^'\"]*")
 
 def _root_message(exc: BaseException) -> str:
     """The useful part of an ldap3 message, which nests the reason in tuple reprs."""
+    if isinstance(exc, TimeoutError):  # ldap3 mixes the socket's exception type into its own
+        return "timed out: no answer within ldap.read_timeout / ldap.connect_timeout"
     text = str(exc)
     ssl_reason = _SSL_REASON.search(text)
     if ssl_reason:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from syncsvc.errors import InvalidFilter
+from syncsvc.scim.inputs import unstorable
 
 __all__ = [
     "OPERATORS",
@@ -253,6 +254,9 @@ class _Parser:
                 decoded = json.loads(tok.text)
             except ValueError as exc:
                 raise InvalidFilter(f"invalid string at position {tok.pos}: {exc.args[0]}") from exc
+            if unstorable(decoded):  # no stored value holds one: refuse, do not query
+                raise InvalidFilter(f"the string at position {tok.pos} holds a NUL character or "
+                                    "an unpaired surrogate")
             return str(decoded)
         if tok.kind == "number":
             return float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)

@@ -49,7 +49,8 @@ async def run_bulk(
     service: ScimService, settings: ScimSettings, body: Any, *, base_url: str
 ) -> dict[str, Any]:
     """Run a BulkRequest; limits are those announced in ServiceProviderConfig."""
-    if not isinstance(body, dict) or BULK_REQUEST not in (body.get("schemas") or []):
+    schemas = body.get("schemas") if isinstance(body, dict) else None
+    if not isinstance(schemas, list) or BULK_REQUEST not in schemas:
         raise InvalidSyntax(f"a BulkRequest needs schemas [{BULK_REQUEST!r}]")
     operations = body.get("Operations")
     if not isinstance(operations, list):
@@ -58,18 +59,30 @@ async def run_bulk(
         raise PayloadTooLarge(
             f"{len(operations)} operations; the maximum is {settings.bulk_max_operations}"
         )
-    fail_on_errors = body.get("failOnErrors")
+    fail_on_errors = _fail_on_errors(body.get("failOnErrors"))
     ids: dict[str, str] = {}
     results: list[dict[str, Any]] = []
     errors = 0
     for op in operations:
-        if fail_on_errors is not None and errors >= int(fail_on_errors):
+        if fail_on_errors is not None and errors >= fail_on_errors:
             break
         outcome = await _one(service, op, ids, base_url)
         if int(outcome["status"]) >= 400:
             errors += 1
         results.append(outcome)
     return {"schemas": [BULK_RESPONSE], "Operations": results}
+
+
+def _fail_on_errors(value: Any) -> int | None:
+    """failOnErrors is an integer (RFC 7644 §3.7.3); integral strings are taken as clients send
+    them. Anything else is the client's error, not ours."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidValue(f"failOnErrors must be a non-negative integer, got {value!r:.40}")
+    return value
 
 
 async def _one(service: ScimService, op: Any, ids: dict[str, str], base_url: str) -> dict[str, Any]:
@@ -80,13 +93,17 @@ async def _one(service: ScimService, op: Any, ids: dict[str, str], base_url: str
         out["bulkId"] = bulk_id
     try:
         if method not in ("POST", "PUT", "PATCH", "DELETE"):
-            raise InvalidSyntax(f"unsupported bulk method {method!r}")
+            raise InvalidSyntax(f"unsupported bulk method {method!r:.40}")
+        if bulk_id is not None and not isinstance(bulk_id, str):
+            raise InvalidValue("bulkId must be a string")
+        version = op.get("version")
+        if version is not None and not isinstance(version, str):
+            raise InvalidValue("version must be a string (an ETag)")
         match = _PATH.match(_resolve(str(op.get("path", "")), ids))
         if match is None:
             raise InvalidValue(f"bad bulk path {op.get('path')!r}: use /Users[/id] or /Groups[/id]")
         kind, resource_id = KINDS[match.group(1)], match.group(2)
         data = _resolve(op.get("data"), ids)
-        version = op.get("version")
         if method == "POST":
             if resource_id or bulk_id is None:
                 raise InvalidValue("a bulk POST needs a bulkId and a path without an id")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from email.errors import MessageError
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +12,7 @@ from aiohttp import web
 
 from syncsvc.errors import InvalidSyntax, InvalidValue, NotFound, PayloadTooLarge
 from syncsvc.scim.discovery import resource_type, resource_types, service_provider_config
+from syncsvc.scim.inputs import MAX_DEPTH, MAX_OFFSET, check_document, plausible_id
 from syncsvc.scim.middleware import scim_json
 from syncsvc.scim.schema import load_schemas
 from syncsvc.scim.service import KINDS, Kind, ListQuery, Result, ScimService
@@ -39,7 +42,11 @@ def _kind(request: web.Request) -> Kind:
 
 async def _json_body(request: web.Request, limit: int | None = None) -> Any:
     """The JSON body; over ``limit`` bytes (default: scim.max_request_bytes) is 413."""
-    ctype = request.content_type
+    try:
+        ctype = request.content_type
+    except (IndexError, ValueError, MessageError) as exc:
+        # CPython's header parser fails on some garbage (";0*": IndexError, bpo-style bug).
+        raise InvalidSyntax("the Content-Type header cannot be parsed") from exc
     if request.body_exists and ctype not in ("application/scim+json", "application/json",
                                              "application/octet-stream", "text/plain"):
         raise InvalidSyntax(f"send application/scim+json, not {ctype}")
@@ -48,17 +55,45 @@ async def _json_body(request: web.Request, limit: int | None = None) -> Any:
     if len(raw) > most:
         raise PayloadTooLarge(f"the body has {len(raw)} bytes; the maximum is {most}")
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError as exc:  # "[[[[..." deeper than the parser's stack
+        raise InvalidSyntax(f"the body nests deeper than {MAX_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntax(f"the body is not valid JSON: {exc}") from exc
+    check_document(body)
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 §6)")
+
+
+def _finite(text: str) -> float:
+    # 1e999 parses to inf, which no store and no JSON can hold: refuse it like NaN.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _resource_id(request: web.Request) -> str:
+    """The {id} of the path; one no resource could have (NUL, 300 characters) is not found."""
+    resource_id = request.match_info["id"]
+    if not plausible_id(resource_id):
+        raise NotFound(f"{_kind(request).name} not found")
+    return resource_id
 
 
 def _int(value: Any, name: str, minimum: int) -> int:
+    """An integer parameter, at least ``minimum``; a huge one is lowered to MAX_OFFSET (an
+    offset past every result: the page is empty, as it would be anyway)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise InvalidValue(f"{name} must be an integer, got {value!r:.40}")
     try:
         number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidValue(f"{name} must be an integer, got {value!r}") from exc
-    return max(number, minimum)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidValue(f"{name} must be an integer, got {value!r:.40}") from exc
+    return min(max(number, minimum), MAX_OFFSET)
 
 
 def _list_of(value: Any) -> list[str] | None:
@@ -117,7 +152,7 @@ async def search(request: web.Request) -> web.Response:
 async def get_resource(request: web.Request) -> web.Response:
     q = {k.lower(): v for k, v in request.query.items()}
     result = await _service(request).get(
-        _kind(request), request.match_info["id"], base_url=_base_url(request),
+        _kind(request), _resource_id(request), base_url=_base_url(request),
         attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
         if_none_match=request.headers.get("If-None-Match"),
     )
@@ -141,7 +176,7 @@ async def create(request: web.Request) -> web.Response:
 async def replace(request: web.Request) -> web.Response:
     body = await _json_body(request)
     result = await _service(request).replace(
-        _kind(request), request.match_info["id"], body, base_url=_base_url(request),
+        _kind(request), _resource_id(request), body, base_url=_base_url(request),
         if_match=request.headers.get("If-Match"), **_projection(request),
     )
     return _one(result)
@@ -152,14 +187,14 @@ async def patch(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidSyntax("a PatchOp is a JSON object")
     result = await _service(request).patch(
-        _kind(request), request.match_info["id"], body, base_url=_base_url(request),
+        _kind(request), _resource_id(request), body, base_url=_base_url(request),
         if_match=request.headers.get("If-Match"), **_projection(request),
     )
     return _one(result)
 
 
 async def delete(request: web.Request) -> web.Response:
-    await _service(request).delete(_kind(request), request.match_info["id"],
+    await _service(request).delete(_kind(request), _resource_id(request),
                                    if_match=request.headers.get("If-Match"))
     return web.Response(status=204)
 

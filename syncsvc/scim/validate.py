@@ -52,6 +52,7 @@ from syncsvc.scim.schema import (
     ResourceSchema,
     load_schemas,
 )
+from syncsvc.store.schema import GroupRow, UserEmailRow, UserRow
 
 __all__ = ["PROFILE_LIMITS", "coerce_value", "validate_resource"]
 
@@ -112,8 +113,40 @@ def validate_resource(
     out: dict[str, Any] = {"schemas": [schema.core, *extensions]}
     out.update(target[schema.core])
     out.update({urn: target[urn] for urn in extensions})
+    _check_stored_lengths(out, resource_type)
     del for_update  # the same rules hold for both today; PUT-only checks will go here
     return out
+
+
+def _column_length(column: Any) -> int:
+    length = column.type.length
+    assert isinstance(length, int)  # every column named below is a bounded String
+    return length
+
+
+# Attributes kept in bounded columns (the store's schema says how long): PostgreSQL refuses a
+# longer value outright, which must be the client's 400, not a 500 from the driver.
+_STORED_LENGTHS: Final[Mapping[str, Mapping[str, int]]] = {
+    "User": {"userName": _column_length(UserRow.__table__.c.user_name),
+             "externalId": _column_length(UserRow.__table__.c.external_id),
+             "displayName": _column_length(UserRow.__table__.c.display_name),
+             "emails.value": _column_length(UserEmailRow.__table__.c.value),
+             "emails.type": _column_length(UserEmailRow.__table__.c.type)},
+    "Group": {"displayName": _column_length(GroupRow.__table__.c.display_name),
+              "externalId": _column_length(GroupRow.__table__.c.external_id)},
+}
+
+
+def _check_stored_lengths(resource: Mapping[str, Any], resource_type: str) -> None:
+    for path, most in _STORED_LENGTHS.get(resource_type, {}).items():
+        name, _, sub = path.partition(".")
+        values = resource.get(name)
+        if sub:
+            items = values if isinstance(values, list) else []
+            values = [item.get(sub) for item in items if isinstance(item, Mapping)]
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and len(value) > most:
+                raise InvalidValue(f"{path} is longer than {most} characters")
 
 
 def _check_schemas(body: Mapping[str, Any], schema: ResourceSchema) -> None:

@@ -128,6 +128,7 @@ async def fail_interrupted(conn: AsyncConnection, now: datetime) -> int:
         update(RUNS)
         .where(RUNS.c.status == "running")
         .values(status="failed", ended=now,
-                detail="interrupted: the process ended during the run; nothing was removed")
+                detail="interrupted: the run ended without recording its outcome (its process was "
+                       "killed, or the store was unreachable at the end); nothing was removed")
     )
     return result.rowcount or 0

@@ -14,13 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from syncsvc.errors import SyncBusy
+from syncsvc.errors import SyncAborted, SyncBusy
 
 __all__ = ["ADVISORY_KEY", "RunLock"]
+
+log = structlog.get_logger(__name__)
 
 # A fixed 64-bit key: "syncsvc" in ASCII. Any other tool using this key would block our syncs.
 ADVISORY_KEY = 0x73796E63737663
@@ -32,6 +36,29 @@ class RunLock:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._local = asyncio.Lock()
+        self._session: AsyncConnection | None = None  # PostgreSQL: the session holding the lock
+        self._probe = asyncio.Lock()  # one statement at a time on that session
+
+    async def ensure_held(self) -> None:
+        """Raise SyncAborted if the lock was lost under the running sync.
+
+        A PostgreSQL advisory lock lives as long as its session: after a restart or a cut
+        connection another replica may hold it, and pooled connections reconnect silently, so
+        the run must stop writing. Called before each page and before removals (one round
+        trip). The SQLite file lock cannot be lost while the process lives.
+        """
+        session = self._session
+        if session is None:
+            return
+        async with self._probe:
+            try:
+                await session.execute(text("SELECT 1"))
+                await session.commit()  # never leave the session idle in a transaction
+            except (SQLAlchemyError, ConnectionError, TimeoutError) as exc:
+                raise SyncAborted(
+                    "the run lost its lock: the database session holding it ended (PostgreSQL "
+                    "restarted or the connection was cut); stopped before writing more, "
+                    "nothing was removed") from exc
 
     @property
     def busy(self) -> bool:
@@ -56,11 +83,18 @@ class RunLock:
             await conn.commit()
             if not got:
                 raise SyncBusy("another replica is running a sync")
+            self._session = conn
             try:
                 yield
             finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-                await conn.commit()
+                self._session = None
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                    await conn.commit()
+                except (SQLAlchemyError, ConnectionError, TimeoutError) as exc:
+                    # The session is gone (PostgreSQL restarted, connection cut): the server
+                    # dropped its advisory locks with it, so there is nothing left to release.
+                    log.warning("sync.lock_session_lost", error_type=type(exc).__name__)
 
     def _lock_path(self) -> Path | None:
         database = make_url(str(self._engine.url)).database

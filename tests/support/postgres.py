@@ -39,6 +39,7 @@ __all__ = [
     "drop_database",
     "fresh_database",
     "pg_admin_url",
+    "private_cluster",
     "sqlalchemy_url",
 ]
 
@@ -129,6 +130,17 @@ def pg_admin_url() -> str:
     return _PrivateCluster.start().url
 
 
+@contextmanager
+def private_cluster() -> Iterator[_PrivateCluster]:
+    """A cluster of the caller's own, for tests that stop or restart the server (faults): never
+    the shared one on 5432. Removed on exit."""
+    cluster = _PrivateCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 class _PrivateCluster:
     """A throw-away cluster in a temporary directory, trust auth, loopback only."""
 
@@ -160,9 +172,17 @@ class _PrivateCluster:
         atexit.register(cluster.stop)
         cluster._pg("initdb", "-D", "data", "-U", "postgres", "--auth=trust", "-E", "UTF8",
                     "--no-sync")  # fmt: skip
-        options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        cluster._pg("pg_ctl", "-D", "data", "-l", "postgres.log", "-o", options, "-w", "start")
+        cluster.resume()
         return cluster
+
+    def halt(self) -> None:
+        """Stop the server (fast mode: sessions are terminated, committed data stays)."""
+        self._pg("pg_ctl", "-D", "data", "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`halt`) on its port and data."""
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg("pg_ctl", "-D", "data", "-l", "postgres.log", "-o", options, "-w", "start")
 
     def stop(self) -> None:
         """Stop the cluster (immediate mode: its data is disposable) and delete its directory."""

@@ -340,6 +340,20 @@ class Slapd:
             process.kill()
             process.wait()
 
+    @property
+    def pid(self) -> int:
+        """The process id of the running slapd (for fault tests that signal it)."""
+        if self._process is None or self._process.poll() is not None:
+            raise SlapdError("slapd is not running")
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL slapd, as a crash would: no shutdown, no flush; :meth:`start` brings it back."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def __enter__(self) -> Slapd:
         return self
 
@@ -355,9 +369,13 @@ class Slapd:
         """Apply LDIF change records (changetype add/modify/delete/modrdn) as the admin."""
         self._admin_tool("ldapmodify", [], stdin=ldif)
 
-    def add(self, ldif: str) -> None:
-        """Add the entries of *ldif* (plain content records) as the admin."""
-        self._admin_tool("ldapmodify", ["-a"], stdin=ldif)
+    def add(self, ldif: str, *, relax: bool = False) -> None:
+        """Add the entries of *ldif* (plain content records) as the admin.
+
+        With *relax* (the Relax Rules control) operational values such as ``entryUUID`` are kept
+        as given: entries deleted earlier come back as the same entries.
+        """
+        self._admin_tool("ldapmodify", ["-a", "-e", "relax"] if relax else ["-a"], stdin=ldif)
 
     def delete(self, dn: str) -> None:
         """Delete the leaf entry *dn*."""

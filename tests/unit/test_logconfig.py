@@ -173,3 +173,18 @@ class TestRedactSecrets:
     def test_url_password_masking(self, url: str, expected: str) -> None:
         """Only the password part of a URL's authority is hidden."""
         assert expected == mask_url_password(url)
+
+
+class TestTokensInText:
+    def test_a_token_inside_any_string_is_masked(self) -> None:
+        """A token in a message (aiohttp logs a malformed header line whole) is masked, even
+        cut short; the scs_ prefix stays so the line still says what was there."""
+        stream, log = json_logger()
+        token = "scs_" + "Ab3_-" * 8 + "xyz"
+
+        log.warning("Error handling request", detail=f"b'Authorization: Bearer {token}\\x7f'",
+                    cut=token[:20], word="scs_short")
+
+        (line,) = lines(stream)
+        assert ("b'Authorization: Bearer scs_***\\x7f'", "scs_***", "scs_short") == (
+            line["detail"], line["cut"], line["word"])
