@@ -1,3 +1,3 @@
 from syncsvc.cli import main
 
-main()
+main(prog_name="syncsvc")  # not "python -m syncsvc" in usage lines

@@ -10,7 +10,8 @@
 # Configuration comes from SYNCSVC_CONFIG (a syncsvc.toml) and/or SYNCSVC_<SECTION>__<KEY>
 # variables, secrets from *_FILE variables (see README.md, "Running in production").
 # DB_WAIT_ATTEMPTS (default 20, 3 s apart) bounds how long the upgrade waits for a database that
-# is still starting, or for another replica that is upgrading the same database at this moment.
+# is still starting. Replicas upgrading the same database at once need no retry: the upgrade
+# holds a PostgreSQL advisory lock, so the others wait for it and then find the schema done.
 set -eu
 
 if [ "$#" -gt 0 ] && [ "$1" = syncsvc ]; then

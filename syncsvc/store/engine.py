@@ -1,27 +1,49 @@
-"""Engine construction and schema upgrades (Alembic), for SQLite and PostgreSQL."""
+"""Engine construction and schema upgrades (Alembic), for SQLite and PostgreSQL.
+
+Upgrades are serialised among processes: replicas starting together on an empty PostgreSQL
+would otherwise race to create the same tables. A database that cannot be reached or refuses
+the upgrade raises :class:`~syncsvc.errors.StoreError` with one readable line (no password).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import fcntl
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from syncsvc.errors import StoreError
+from syncsvc import jsoncodec
 from syncsvc.settings import StoreSettings
 
-__all__ = ["create_engine", "is_postgres", "upgrade"]
+__all__ = ["MIGRATION_LOCK_KEY", "create_engine", "current_revision", "head_revision",
+           "is_postgres", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# "syncmig" in ASCII: a fixed advisory lock key for schema upgrades, distinct from the sync
+# lock's ("syncsvc", syncsvc.sync.lock.ADVISORY_KEY) so a long sync never delays a start-up.
+MIGRATION_LOCK_KEY = 0x73796E636D6967
 
 
 def create_engine(settings: StoreSettings) -> AsyncEngine:
     """Build the one engine of the process; dispose of it at shutdown."""
     url = make_url(settings.url)
-    kwargs: dict[str, Any] = {"echo": settings.echo}
+    # orjson for the JSON columns: a list page decodes 100 stored resources per request.
+    kwargs: dict[str, Any] = {"echo": settings.echo, "json_serializer": jsoncodec.dumps_text,
+                              "json_deserializer": jsoncodec.loads}
     if url.get_backend_name() == "postgresql":
         kwargs.update(pool_size=10, max_overflow=5, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
@@ -52,9 +74,108 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; an empty database gets the whole schema."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+    """Bring the schema to ``revision``; an empty database gets the whole schema.
+
+    One process at a time: a transaction-scoped advisory lock on PostgreSQL (released at
+    commit, so a replica that waited finds the schema done and does nothing), an exclusive
+    ``flock`` on ``<database>.migrate.lock`` for SQLite.
+
+    Raises:
+        StoreError: the database cannot be reached, or refuses (login, permissions, a
+            read-only or missing folder for SQLite).
+    """
+    url = engine.url
+    async with _sqlite_migrate_lock(url), _connected(engine) as conn:
+        with _refusals(f"the {_where(url)} refused the schema upgrade"):
+            async with conn.begin():
+                if is_postgres(engine):
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                       {"k": MIGRATION_LOCK_KEY})
+                await conn.run_sync(
+                    lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+
+
+def head_revision() -> str:
+    """The newest revision the migrations know: what ``upgrade`` brings a database to."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def _where(url: URL) -> str:
+    """The database named for a person: no password, no driver."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database or ':memory:'}"
+    plain = URL.create(url.get_backend_name(), username=url.username, host=url.host,
+                       port=url.port, database=url.database)
+    return f"database {plain.render_as_string()}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig or exc
+    if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
+        return os.strerror(exc.errno)  # asyncpg's own text names the address once more
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def _refusals(what: str) -> Iterator[None]:
+    # OSError and TimeoutError come raw from asyncpg's connect; DBAPIError wraps the rest.
+    try:
+        yield
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        raise StoreError(f"{what}: {_reason(exc)}") from exc
+
+
+@asynccontextmanager
+async def _connected(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    conn = engine.connect()
+    with _refusals(f"cannot connect to the {_where(engine.url)}"):
+        await conn.start()
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def _sqlite_migrate_lock(url: URL) -> AsyncIterator[None]:
+    """Hold ``<database>.migrate.lock`` (SQLite files only); says which folder is wrong."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    path = Path(f"{url.database}.migrate.lock")
+    folder = path.parent.absolute()
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except FileNotFoundError as exc:
+        raise StoreError(f"the {_where(url)} cannot be opened: the folder {folder} does not "
+                         "exist") from exc
+    except NotADirectoryError as exc:
+        raise StoreError(f"the {_where(url)} cannot be opened: {folder} is not a folder") from exc
+    except OSError as exc:
+        hint = " (read-only)" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else ""
+        raise StoreError(f"the {_where(url)} cannot be written: the folder {folder}{hint}: "
+                         f"{exc.strerror}") from exc
+    # Waited for in a thread: the holder may be this very process (another engine). Closing
+    # the descriptor releases the lock.
+    acquire = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+    try:
+        await asyncio.shield(acquire)
+        yield
+    finally:
+        if acquire.done():
+            os.close(fd)
+        else:  # cancelled while waiting: the thread still blocks on fd
+            acquire.add_done_callback(lambda _: os.close(fd))
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

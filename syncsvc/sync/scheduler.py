@@ -1,9 +1,10 @@
 """The syncs `serve` runs by itself: incremental every N seconds, full on a cron expression.
 
-No overlap (the run lock refuses a second run; a replica that finds the lock taken just waits
-for its next turn), jitter so that replicas do not fire together, and exponential backoff after
-failures. The plan is a pure function of the clock and what happened, so it is tested without
-sleeping.
+No overlap (one loop awaits each run before planning the next, and the run lock refuses a
+second run: a replica that finds the lock taken just waits for its next turn), jitter so that
+replicas do not fire together, and exponential backoff after failures. The plan is a pure
+function of the clock and what happened, and the loop takes its clock, sleep, randomness and
+runner as arguments, so both are tested without sleeping.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def plan_next(settings: ScheduleSettings, state: ScheduleState, now: datetime) -
     """When the next run is due and which kind; None when nothing is scheduled.
 
     After failures the next attempt comes after a doubling backoff (30 s, 60 s, ... up to
-    ``max_backoff``) and is a full run, since marks of a failed run did not move anyway.
+    ``max_backoff``) and is of the failed run's kind (a full run when unknown): the marks of a
+    failed run did not move, so an incremental retry still covers everything since the last
+    success.
     """
     if state.failures:
         wait = min(BACKOFF_BASE * 2 ** (state.failures - 1), settings.max_backoff)
@@ -81,6 +84,7 @@ class Scheduler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    runner: Callable[[SyncDeps, SyncOptions], Awaitable[SyncReport]] = run_sync
     state: ScheduleState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,10 +114,12 @@ class Scheduler:
                 log.info("schedule.idle")
                 return
             self.state.next_at, self.state.next_mode = plan.at, plan.mode
-            delay = (plan.at - self.clock()).total_seconds() + self.rng.uniform(0, self.settings.jitter)
+            jitter = self.rng.uniform(0, self.settings.jitter)
+            delay = (plan.at - self.clock()).total_seconds() + jitter
             await self.sleep(max(0.0, delay))
             try:
-                report = await run_sync(self.deps, SyncOptions(mode=plan.mode, trigger="schedule"))
+                options = SyncOptions(mode=plan.mode, trigger="schedule")
+                report = await self.runner(self.deps, options)
             except SyncBusy as exc:
                 # Another replica (or an admin-triggered run) has it: not a failure of ours.
                 log.info("schedule.skipped_busy", reason=str(exc))
@@ -121,6 +127,13 @@ class Scheduler:
                 if plan.mode is RunMode.FULL:
                     self.state.last_full = now
                 self.state.last_incremental = now
+                continue
+            except Exception:
+                # run_sync records its own failures; anything else is a bug, and it must not end
+                # the schedule for the life of the process: back off and try again.
+                log.exception("schedule.run_crashed")
+                self.state.failures += 1
+                self.state.last_status = "failed"
                 continue
             self.record(report, self.clock())
             if report.status is RunStatus.FAILED:
