@@ -5,7 +5,6 @@ Handlers raise; this renders. Tracebacks go to the log, never into a body.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +12,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from syncsvc import jsoncodec
 from syncsvc.errors import NotModified, ScimError
+from syncsvc.store import unavailable_reason
 
 __all__ = ["ERROR_SCHEMA", "SCIM_JSON", "error_response", "request_context", "scim_errors", "scim_json"]
 
@@ -29,7 +30,7 @@ def scim_json(
 ) -> web.Response:
     """A SCIM JSON response (``application/scim+json; charset=utf-8``)."""
     return web.Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        body=jsoncodec.dumps(body),
         status=status, content_type=SCIM_JSON, charset="utf-8", headers=headers,
     )
 
@@ -76,6 +77,12 @@ async def scim_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, detail or exc.reason, None, headers)
-    except Exception:
+    except Exception as exc:
+        reason = unavailable_reason(exc)
+        if reason is not None:
+            # The store is down, restarting or read-only: the client should retry, not give up.
+            log.warning("http.store_unavailable", reason=reason, error_type=type(exc).__name__)
+            return error_response(503, f"the store is unavailable: {reason}; retry later", None,
+                                  {"Retry-After": "5"})
         log.exception("http.unhandled")
         return error_response(500, "internal error; the server log has the details")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from syncsvc.errors import (
+    ConcurrentUpdate,
     InvalidValue,
     Mutability,
     NotFound,
@@ -36,6 +38,7 @@ from syncsvc.scim.patch import (
     parse_patch,
     touches_members,
 )
+from syncsvc.scim.inputs import MAX_OFFSET, plausible_id
 from syncsvc.scim.projection import needs, project
 from syncsvc.scim.schema import PROFILE_USER
 from syncsvc.scim.serialize import (
@@ -48,9 +51,32 @@ from syncsvc.scim.serialize import (
 )
 from syncsvc.scim.validate import validate_resource
 from syncsvc.settings import ScimSettings
+from syncsvc.store import reads
 from syncsvc.store import resources as store
 
 __all__ = ["Kind", "ListQuery", "Result", "ScimService", "KINDS"]
+
+# A write that lost a race (a sync or another client changed the row between our read and our
+# write) is redone this many times in all when the client sent no If-Match.
+_RACE_ATTEMPTS = 5
+
+
+def _redo_lost_races(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Redo a whole write transaction that raised ConcurrentUpdate, unless ``if_match`` was given:
+    then the client asked to be told (412). Without it, a 412 would be an error the client never
+    asked for (RFC 7644 §3.14 makes versions a client's choice)."""
+
+    @functools.wraps(method)
+    async def redo(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, _RACE_ATTEMPTS + 1):
+            try:
+                return await method(self, *args, **kwargs)
+            except ConcurrentUpdate:
+                if kwargs.get("if_match") is not None or attempt == _RACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    return redo
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,21 +135,29 @@ class ScimService:
 
     def __init__(
         self, engine: AsyncEngine, settings: ScimSettings,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, capture: bool = False,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._clock = clock
         self._dialect = engine.dialect.name
+        # Push targets are configured: every write also records a push outbox row.
+        self._capture = capture
 
     # -- reading ------------------------------------------------------------------------------
 
     async def _render(
         self, conn: AsyncConnection, kind: Kind, rows: Sequence[Row[Any]], parts: frozenset[str],
-        base_url: str,
+        base_url: str, *, folded: bool = False,
     ) -> list[dict[str, Any]]:
+        """SCIM bodies of ``rows``; ``folded``: they were read with :meth:`_read_columns`."""
         ids = [r.id for r in rows]
         if kind.name == "User":
+            if folded:
+                return [user_resource(r, base_url=base_url,
+                                      groups=reads.groups_from_row(r) if "groups" in parts else None,
+                                      manager_name=getattr(r, reads.MANAGER_COLUMN, None))
+                        for r in rows]
             groups = await store.groups_of_users(conn, ids) if "groups" in parts else None
             managers = [r.manager_id for r in rows if r.manager_id]
             names = await store.names_of_users(conn, managers) if "manager" in parts else {}
@@ -146,17 +180,27 @@ class ScimService:
             raise NotFound(f"{kind.name} {resource_id} not found")
         return row
 
+    def _read_columns(self, kind: Kind, parts: frozenset[str]) -> Sequence[Any]:
+        """What a read selects beside the rows, so that rendering them needs no more queries."""
+        if kind.name != "User":
+            return ()
+        return reads.user_extra_columns(self._dialect, groups="groups" in parts,
+                                        manager="manager" in parts)
+
     async def get(
         self, kind: Kind, resource_id: str, *, base_url: str, attributes: Sequence[str] | None = None,
         excluded: Sequence[str] | None = None, if_none_match: str | None = None,
     ) -> Result:
+        parts = needs(kind.name, attributes, excluded)
         async with self._engine.connect() as conn:
-            row = await self._load(conn, kind, resource_id)
+            row = await store.get(conn, kind.table, resource_id,
+                                  columns=self._read_columns(kind, parts))
+            if row is None:
+                raise NotFound(f"{kind.name} {resource_id} not found")
             tag = etag(row.version)
             if _etag_matches(if_none_match, tag):
                 raise NotModified("not modified")
-            parts = needs(kind.name, attributes, excluded)
-            body = (await self._render(conn, kind, [row], parts, base_url))[0]
+            body = (await self._render(conn, kind, [row], parts, base_url, folded=True))[0]
         location = body["meta"]["location"]
         return Result(_shape(body, kind, attributes, excluded), tag, location)
 
@@ -179,10 +223,6 @@ class ScimService:
         count = max(0, min(count, settings.max_results))
         order, descending = self._order(kind, query)
         async with self._engine.connect() as conn:
-            total = await store.count(conn, kind.table, where)
-            if query.filter and settings.max_filter_results and total > settings.max_filter_results:
-                raise TooMany(f"the filter matches {total} resources; the limit is "
-                              f"{settings.max_filter_results}: narrow it")
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
                 offset, start_index = 0, None
@@ -193,15 +233,23 @@ class ScimService:
                         after = tie < state["id"] if descending else tie > state["id"]
                         page_where = _and(where, after)
                     else:
-                        offset = int(state["offset"])
+                        offset = state["offset"]
             rows = []
+            parts = needs(kind.name, query.attributes, query.excluded)
             if count:
                 rows = await store.fetch(conn, kind.table, where=page_where, order_by=order,
-                                         offset=offset, limit=count + 1)
+                                         offset=offset, limit=count + 1,
+                                         columns=[kind.table, *self._read_columns(kind, parts)])
             more = len(rows) > count
+            # A first page that holds every match is its own total: the usual answer to a
+            # filter such as `userName eq "x"` costs one query, not two.
+            whole = count > 0 and not more and offset == 0 and page_where is where
+            total = len(rows) if whole else await store.count(conn, kind.table, where)
+            if query.filter and settings.max_filter_results and total > settings.max_filter_results:
+                raise TooMany(f"the filter matches {total} resources; the limit is "
+                              f"{settings.max_filter_results}: narrow it")
             rows = rows[:count]
-            parts = needs(kind.name, query.attributes, query.excluded)
-            bodies = await self._render(conn, kind, rows, parts, base_url)
+            bodies = await self._render(conn, kind, rows, parts, base_url, folded=True)
         out: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": total,
                                "itemsPerPage": len(bodies)}
         if start_index is not None:
@@ -226,9 +274,15 @@ class ScimService:
     def _decode_cursor(cursor: str, query: ListQuery) -> dict[str, Any]:
         try:
             state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        except (ValueError, binascii.Error) as exc:
+        except (ValueError, binascii.Error, RecursionError) as exc:
             raise InvalidCursor("the cursor is not one this server issued") from exc
         if not isinstance(state, dict) or not ({"id"} <= state.keys() or {"offset", "sort"} <= state.keys()):
+            raise InvalidCursor("the cursor is not one this server issued")
+        # Opaque to clients, but anyone can forge one: check what goes into the query.
+        if "id" in state and not (isinstance(state["id"], str) and plausible_id(state["id"])):
+            raise InvalidCursor("the cursor is not one this server issued")
+        offset = state.get("offset", 0)
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
             raise InvalidCursor("the cursor is not one this server issued")
         if "sort" in state and state["sort"] != [query.sort_by, query.sort_order.lower()]:
             raise InvalidCursor("the cursor was issued for another sortBy/sortOrder")
@@ -273,11 +327,12 @@ class ScimService:
                 new_id = await store.insert_user(conn, resource=parts.resource,
                                                  external_id=parts.external_id,
                                                  manager_id=parts.manager_id, profile=parts.profile,
-                                                 now=now)
+                                                 now=now, capture=self._capture)
             else:
                 gparts = group_parts(resource)
                 new_id = await store.insert_group(conn, resource=gparts.resource,
-                                                  external_id=gparts.external_id, now=now)
+                                                  external_id=gparts.external_id, now=now,
+                                                  capture=self._capture)
                 if gparts.members:
                     await store.replace_members(conn, new_id, gparts.members)
             return await self._result(conn, kind, new_id, base_url, attributes, excluded)
@@ -300,6 +355,7 @@ class ScimService:
         if if_match is not None and not _etag_matches(if_match, etag(row.version)):
             raise PreconditionFailed(f"version mismatch: the resource is at {etag(row.version)}")
 
+    @_redo_lost_races
     async def replace(
         self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
         if_match: str | None = None, attributes: Sequence[str] | None = None,
@@ -312,6 +368,7 @@ class ScimService:
             await self._write(conn, kind, row, resource, base_url)
             return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
 
+    @_redo_lost_races
     async def patch(
         self, kind: Kind, resource_id: str, body: Mapping[str, Any], *, base_url: str,
         if_match: str | None = None, attributes: Sequence[str] | None = None,
@@ -327,7 +384,8 @@ class ScimService:
             self._check_version(row, if_match)
             if delta is not None and row.origin == "local":
                 if await store.change_members(conn, row.id, add=delta.add, remove=delta.remove):
-                    await store.bump_version(conn, kind.table, row, self._clock())
+                    await store.bump_version(conn, kind.table, row, self._clock(),
+                                             capture=self._capture)
                 return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
             # Members are loaded only when an operation may change them (Okta renames a group
             # with a path-less replace: that must not read 50,000 members).
@@ -360,26 +418,29 @@ class ScimService:
                                  "LDAP; only the profile extension is writable")
             if kind.name == "User":
                 await store.update_user(conn, row, resource=None, external_id=None, manager_id=None,
-                                        profile=user_parts(resource).profile, now=now)
+                                        profile=user_parts(resource).profile, now=now,
+                                        capture=self._capture)
             return
         if kind.name == "User":
             parts = user_parts(resource)
             await store.update_user(conn, row, resource=parts.resource, external_id=parts.external_id,
-                                    manager_id=parts.manager_id, profile=parts.profile, now=now)
+                                    manager_id=parts.manager_id, profile=parts.profile, now=now,
+                                    capture=self._capture)
             return
         gparts = group_parts(resource)
         await store.update_group(conn, row, resource=gparts.resource, external_id=gparts.external_id,
-                                 now=now)
+                                 now=now, capture=self._capture)
         if not keep_members:
             await store.replace_members(conn, row.id, gparts.members or [])
 
+    @_redo_lost_races
     async def delete(self, kind: Kind, resource_id: str, *, if_match: str | None = None) -> None:
         async with self._engine.begin() as conn:
             row = await self._load(conn, kind, resource_id)
             self._check_version(row, if_match)
             if row.origin == "ldap":
                 raise Mutability(f"this {kind.name.lower()} comes from the directory: remove it in LDAP")
-            await store.delete_resource(conn, kind.table, row, self._clock())
+            await store.delete_resource(conn, kind.table, row, self._clock(), capture=self._capture)
 
 
 def _shape(
