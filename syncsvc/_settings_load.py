@@ -2,9 +2,12 @@
 
 Generic over the dataclasses of :mod:`syncsvc.settings`: a top-level field whose type is a
 dataclass is a *section* (``[ldap]``, ``SYNCSVC_LDAP__<KEY>``); a top-level ``dict`` field is a
-free-form table (``[mapping]``, checked elsewhere); any other top-level field (``source``) cannot be
-set from outside. Section fields are coerced by their annotation. Nothing here raises for bad
-input: every problem is appended to a list so that the caller can report all of them at once.
+free-form table (``[mapping]``, checked elsewhere); a top-level ``tuple[<dataclass>, ...]``
+field is an *array of tables* (``[[targets]]``, ``SYNCSVC_TARGETS__<n>__<KEY>`` with ``n``
+counting from 0, ``SYNCSVC_TARGETS__<n>__AUTH__<KEY>`` for a nested table); any other top-level
+field (``source``) cannot be set from outside. Section fields are coerced by their annotation.
+Nothing here raises for bad input: every problem is appended to a list so that the caller can
+report all of them at once.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class Layer:
 
     sections: dict[str, dict[str, Raw]] = field(default_factory=dict)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # free-form, e.g. mapping
+    # Arrays of tables ([[targets]]): name -> index -> key -> Raw, or a nested table's
+    # key -> {subkey -> Raw} ([targets.auth]).
+    lists: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,29 @@ def _kinds(root: type[Any]) -> tuple[dict[str, type[Any]], set[str]]:
     return sections, tables
 
 
+def _item_class(hint: Any) -> type[Any] | None:
+    """The dataclass ``X`` of a ``tuple[X, ...]`` annotation, else None."""
+    args = typing.get_args(hint)
+    if (typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
+            and dataclasses.is_dataclass(args[0]) and isinstance(args[0], type)):
+        return args[0]
+    return None
+
+
+def _lists(root: type[Any]) -> dict[str, type[Any]]:
+    """The root's arrays of tables: field name -> the dataclass of one item."""
+    hints = typing.get_type_hints(root)
+    found = {f.name: _item_class(hints[f.name]) for f in dataclasses.fields(root)}
+    return {name: cls for name, cls in found.items() if cls is not None}
+
+
+def _nested(cls: type[Any]) -> dict[str, type[Any]]:
+    """Fields of an item class that are tables themselves (``auth`` of a target)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
+            if dataclasses.is_dataclass(hints[f.name]) and isinstance(hints[f.name], type)}
+
+
 def _secret_names(section: type[Any]) -> set[str]:
     return {f.name for f in dataclasses.fields(section) if f.metadata.get("secret")}
 
@@ -110,10 +139,22 @@ def read_toml(path: Path) -> dict[str, Any]:
 def file_layer(root: type[Any], data: Mapping[str, Any], path: Path, problems: list[str]) -> Layer:
     """Sort a parsed TOML document into a :class:`Layer`, reporting unknown sections and keys."""
     sections, tables = _kinds(root)
+    lists = _lists(root)
     origin = f"in {path}"
     layer = Layer()
     for name, content in data.items():
-        if name in sections or name in tables:
+        if name in lists:
+            if not isinstance(content, list) or not all(isinstance(i, dict) for i in content):
+                problems.append(problem(name, f"expected an array of tables ([[{name}]])", origin))
+                continue
+            nested = _nested(lists[name])
+            layer.lists[name] = {
+                index: {key: ({sub: Raw(v, origin, textual=False) for sub, v in value.items()}
+                              if key in nested and isinstance(value, dict)
+                              else Raw(value, origin, textual=False))
+                        for key, value in item.items()}
+                for index, item in enumerate(content)}
+        elif name in sections or name in tables:
             if not isinstance(content, dict):
                 problems.append(problem(name, "expected a table ([" + name + "])", origin))
             elif name in tables:
@@ -122,10 +163,10 @@ def file_layer(root: type[Any], data: Mapping[str, Any], path: Path, problems: l
                 layer.sections[name] = {
                     key: Raw(value, origin, textual=False) for key, value in content.items()}
         elif isinstance(content, dict):
-            hint = _suggest(name, [*sections, *tables])
+            hint = _suggest(name, [*sections, *tables, *lists])
             problems.append(f"unknown section [{name}]{hint} [{origin}]")
         else:
-            hint = _suggest(name, [*sections, *tables])
+            hint = _suggest(name, [*sections, *tables, *lists])
             problems.append(f"unknown top-level key {name}{hint} [{origin}]")
     return layer
 
@@ -146,22 +187,42 @@ def env_layer(root: type[Any], env: Mapping[str, str], problems: list[str]) -> L
     TOML value when it parses (``'["a", "b"]'``, ``'{ x = 1 }'``) and as plain text otherwise.
     """
     sections, tables = _kinds(root)
+    lists = _lists(root)
     layer = Layer()
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX):].partition("__")
         section, key = section.lower(), key.lower()
-        if section in tables and key:
+        if section in lists:
+            _env_item(layer, section, key, Raw(env[name], f"from {name}", True), name, problems)
+        elif section in tables and key:
             layer.tables.setdefault(section, {})[key] = _env_table_value(env[name])
         elif section in sections and key:
             layer.sections.setdefault(section, {})[key] = Raw(env[name], f"from {name}", True)
         elif section in sections or section in tables:
             problems.append(f"{name}: no key after {ENV_PREFIX}{section.upper()}__")
         else:
-            hint = _suggest(section, [*sections, *tables])
+            hint = _suggest(section, [*sections, *tables, *lists])
             problems.append(f"{name}: unknown section {section}{hint}")
     return layer
+
+
+def _env_item(layer: Layer, section: str, key: str, raw: Raw, name: str,
+              problems: list[str]) -> None:
+    """``SYNCSVC_TARGETS__<n>__<KEY>`` or ``..._<n>__<TABLE>__<KEY>`` into ``layer.lists``."""
+    parts = key.split("__")
+    if len(parts) not in (2, 3) or not parts[0].isdigit() or not all(parts[1:]):
+        problems.append(f"{name}: expected {ENV_PREFIX}{section.upper()}__<n>__<KEY> "
+                        f"(n counts the [[{section}]] tables from 0)")
+        return
+    item = layer.lists.setdefault(section, {}).setdefault(int(parts[0]), {})
+    if len(parts) == 2:
+        item[parts[1]] = raw
+    else:
+        sub = item.setdefault(parts[1], {})
+        if isinstance(sub, dict):
+            sub[parts[2]] = raw
 
 
 def _read_secret_file(key: str, raw: Raw, base_dir: Path, problems: list[str]) -> Raw | None:
@@ -191,31 +252,67 @@ def resolve_keys(
     wins as usual, so ``SYNCSVC_LDAP__BIND_PASSWORD_FILE`` overrides ``bind_password`` in the file.
     """
     sections, _ = _kinds(root)
-    resolved: dict[str, dict[str, Raw]] = {}
-    for section, values in layer.sections.items():
-        cls = sections[section]
-        names = [f.name for f in dataclasses.fields(cls)]
-        secrets = _secret_names(cls)
-        candidates = [*names, *(s + _FILE_SUFFIX for s in sorted(secrets))]
-        out: dict[str, Raw] = {}
-        for key, raw in values.items():
-            dotted = f"{section}.{key}"
-            base = key.removesuffix(_FILE_SUFFIX)
-            if key in names:
-                out[key] = raw
-            elif key.endswith(_FILE_SUFFIX) and base in secrets:
-                if base in values:
-                    problems.append(
-                        problem(dotted, f"give either {section}.{base} or {dotted}, not both",
-                                raw.origin))
-                    continue
-                content = _read_secret_file(dotted, raw, base_dir, problems)
-                if content is not None:
-                    out[base] = content
-            else:
-                problems.append(f"unknown key {dotted}{_suggest(key, candidates)} [{raw.origin}]")
-        resolved[section] = out
-    return resolved
+    return {section: _resolve_values(sections[section], values, section, base_dir, problems)
+            for section, values in layer.sections.items()}
+
+
+def _resolve_values(
+    cls: type[Any], values: Mapping[str, Raw], prefix: str, base_dir: Path, problems: list[str]
+) -> dict[str, Raw]:
+    """One table's keys checked against ``cls``, each ``x_file`` replaced by ``x``'s value."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    secrets = _secret_names(cls)
+    candidates = [*names, *(s + _FILE_SUFFIX for s in sorted(secrets))]
+    out: dict[str, Raw] = {}
+    for key, raw in values.items():
+        dotted = f"{prefix}.{key}"
+        base = key.removesuffix(_FILE_SUFFIX)
+        if key in names:
+            out[key] = raw
+        elif key.endswith(_FILE_SUFFIX) and base in secrets:
+            if base in values:
+                problems.append(
+                    problem(dotted, f"give either {prefix}.{base} or {dotted}, not both",
+                            raw.origin))
+                continue
+            content = _read_secret_file(dotted, raw, base_dir, problems)
+            if content is not None:
+                out[base] = content
+        else:
+            problems.append(f"unknown key {dotted}{_suggest(key, candidates)} [{raw.origin}]")
+    return out
+
+
+def _resolve_item(
+    cls: type[Any], item: Mapping[str, Any], prefix: str, base_dir: Path, problems: list[str]
+) -> dict[str, Any]:
+    """One table of an array: its own keys, and each nested table (``auth``) resolved alone."""
+    nested = _nested(cls)
+    flat = {k: v for k, v in item.items() if k not in nested and isinstance(v, Raw)}
+    for key, value in item.items():
+        if key not in nested and not isinstance(value, Raw):  # SYNCSVC_TARGETS__0__URL__X
+            origins = {raw.origin for raw in value.values()}
+            problems.append(f"{prefix}.{key} is not a table [{', '.join(sorted(origins))}]")
+    out: dict[str, Any] = _resolve_values(cls, flat, prefix, base_dir, problems)
+    for key, sub_cls in nested.items():
+        if key not in item:
+            continue
+        value = item[key]
+        if isinstance(value, Raw):
+            problems.append(problem(f"{prefix}.{key}", f"expected a table ([{prefix}.{key}])",
+                                    value.origin))
+            continue
+        out[key] = _resolve_values(sub_cls, value, f"{prefix}.{key}", base_dir, problems)
+    return out
+
+
+def _resolve_lists(
+    root: type[Any], layer: Layer, base_dir: Path, problems: list[str]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    lists = _lists(root)
+    return {name: {index: _resolve_item(lists[name], item, f"{name}[{index}]", base_dir, problems)
+                   for index, item in items.items()}
+            for name, items in layer.lists.items()}
 
 
 class _Invalid(Exception):
@@ -239,11 +336,20 @@ def _coerce(value: object, hint: Any, textual: bool) -> object:
                     return choice
         raise _Invalid(f"expected one of {', '.join(map(repr, allowed))}, got {_show(value)}")
     if origin is tuple and typing.get_args(hint) == (str, ...):
+        if textual and isinstance(value, str) and value.lstrip().startswith("["):
+            value = _env_table_value(value)  # a TOML array: items may hold spaces or commas
         if isinstance(value, str):
             return tuple(part for part in _LIST_SEPARATORS.split(value.strip()) if part)
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return tuple(value)
         raise _Invalid(f"expected a list of strings (or one string), got {_show(value)}")
+    if origin is dict and typing.get_args(hint) == (str, str):
+        if textual and isinstance(value, str):
+            value = _env_table_value(value)  # '{ title = "jobTitle" }'
+        if isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            return dict(value)
+        raise _Invalid(f"expected a table of strings (e.g. {{ a = \"b\" }}), got {_show(value)}")
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -297,6 +403,67 @@ def _coerce_section(
     return dataclasses.replace(current, **changes)
 
 
+def _coerce_item(
+    cls: type[Any], values: Mapping[str, Any], prefix: str, problems: list[str],
+    origins: dict[str, str], failed: set[str],
+) -> Any:
+    """One table of an array of tables; a missing required key is reported, "" stands in."""
+    hints = typing.get_type_hints(cls)
+    nested = _nested(cls)
+    kwargs: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}.{f.name}"
+        if f.name in nested:
+            sub = values.get(f.name, {})
+            kwargs[f.name] = _coerce_section(
+                nested[f.name], nested[f.name](), sub, dotted, problems, origins, failed)
+        elif f.name in values:
+            raw = values[f.name]
+            origins[dotted] = raw.origin
+            try:
+                kwargs[f.name] = _coerce(raw.value, hints[f.name], raw.textual)
+            except _Invalid as exc:
+                message = str(exc)
+                if f.metadata.get("secret"):
+                    message = message.rsplit(", got ", 1)[0] + f", got a {type(raw.value).__name__}"
+                problems.append(problem(dotted, message, raw.origin))
+                failed.add(dotted)
+        if f.name not in kwargs and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            if f.name not in values:
+                problems.append(problem(dotted, "required", origins.get(prefix)))
+            failed.add(dotted)
+            kwargs[f.name] = ""  # required fields of items are strings (name, url)
+    return cls(**kwargs)
+
+
+def _coerce_lists(
+    root: type[Any], merged: Mapping[str, dict[int, dict[str, Any]]], problems: list[str],
+    origins: dict[str, str], failed: set[str],
+) -> dict[str, tuple[Any, ...]]:
+    """Every array of tables, in index order; indexes must run 0, 1, 2... with no gap."""
+    lists = _lists(root)
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, items in merged.items():
+        expected = list(range(len(items)))
+        if sorted(items) != expected:
+            missing = min(set(range(max(items) + 1)) - set(items))
+            problems.append(problem(
+                name, f"no [[{name}]] table number {missing} (counting from 0), but "
+                f"{ENV_PREFIX}{name.upper()}__{max(items)}__... is set: indexes must have no gap"))
+            continue
+        built = []
+        for index in expected:
+            item = items[index]
+            prefix = f"{name}[{index}]"
+            first = next((v for v in item.values() if isinstance(v, Raw)), None)
+            if first is not None:
+                origins.setdefault(prefix, first.origin)
+            built.append(_coerce_item(lists[name], item, prefix, problems, origins, failed))
+        out[name] = tuple(built)
+    return out
+
+
 def build(
     base: T, layers: Sequence[Layer], base_dir: Path, problems: list[str]
 ) -> Built[T]:
@@ -309,7 +476,16 @@ def build(
     sections, tables = _kinds(root)
     merged: dict[str, dict[str, Raw]] = {}
     merged_tables: dict[str, dict[str, Any]] = {}
+    merged_lists: dict[str, dict[int, dict[str, Any]]] = {}
     for layer in layers:
+        for name, items in _resolve_lists(root, layer, base_dir, problems).items():
+            for index, item in items.items():
+                into = merged_lists.setdefault(name, {}).setdefault(index, {})
+                for key, value in item.items():
+                    if isinstance(value, dict):  # a nested table merges key by key
+                        into.setdefault(key, {}).update(value)
+                    else:
+                        into[key] = value
         for section, values in resolve_keys(root, layer, base_dir, problems).items():
             merged.setdefault(section, {}).update(values)
         for table, content in layer.tables.items():
@@ -324,4 +500,6 @@ def build(
     for table in tables:
         if table in merged_tables:
             changes[table] = {**getattr(base, table), **merged_tables[table]}
+    # An array of tables from the file replaces the default (empty) one as a whole.
+    changes.update(_coerce_lists(root, merged_lists, problems, origins, failed))
     return Built(dataclasses.replace(base, **changes), origins, frozenset(failed))

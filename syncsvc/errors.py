@@ -9,11 +9,16 @@
     ├── SyncBusy               another run holds the sync lock
     ├── SyncStopped            shutdown: the run stopped at a page boundary
     ├── SyncAborted            a run stopped before it could complete its read
+    ├── PushError              pushing to a downstream SCIM target failed
+    │   ├── TargetUnavailable      retryable: connection error, timeout, 429, 5xx (retry_after)
+    │   ├── TargetRejected         permanent 4xx for one resource (status, scimType, detail)
+    │   └── TargetQuarantined      the target failed too often; pushes wait for a resume
     └── ScimError              an RFC 7644 §3.12 error: carries its HTTP status and scimType
         ├── InvalidFilter, TooMany, Uniqueness, Mutability, InvalidSyntax, InvalidPath,
         │   NoTarget, InvalidValue, InvalidVersion, Sensitive        (one per scimType)
         ├── Unauthorized (401), Forbidden (403), NotFound (404), Conflict (409),
-        │   PreconditionFailed (412), PayloadTooLarge (413), NotImplemented_ (501)
+        │   PreconditionFailed (412; ConcurrentUpdate: a lost race, retried without If-Match),
+        │   PayloadTooLarge (413), NotImplemented_ (501)
         └── NotModified (304: If-None-Match matched; no body)
 
 Per-entry problems (an entry that cannot be mapped) are values, not exceptions:
@@ -27,6 +32,7 @@ from typing import ClassVar
 
 __all__ = [
     "ConfigError",
+    "ConcurrentUpdate",
     "Conflict",
     "ContentSyncRefreshRequired",
     "DirectoryError",
@@ -44,6 +50,7 @@ __all__ = [
     "NotModified",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "PushError",
     "ScimError",
     "Sensitive",
     "StoreError",
@@ -51,6 +58,9 @@ __all__ = [
     "SyncBusy",
     "SyncStopped",
     "SyncSvcError",
+    "TargetQuarantined",
+    "TargetRejected",
+    "TargetUnavailable",
     "TooMany",
     "Unauthorized",
     "Uniqueness",
@@ -95,6 +105,39 @@ class SyncStopped(SyncSvcError):
 
 class SyncAborted(SyncSvcError):
     """A run stopped before its read was complete; nothing was removed."""
+
+
+class PushError(SyncSvcError):
+    """Pushing to a downstream SCIM target (``[[targets]]``) failed."""
+
+
+class TargetUnavailable(PushError):
+    """The target could not take the request now: connection error, timeout, 429 or 5xx.
+
+    Retryable. ``retry_after`` is the target's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class TargetRejected(PushError):
+    """The target refused one resource for good (a 4xx other than 429): retrying will not help.
+
+    Carries the target's RFC 7644 §3.12 error: ``status``, ``scim_type`` and ``detail``.
+    """
+
+    def __init__(self, detail: str, *, status: int, scim_type: str | None = None) -> None:
+        super().__init__(f"{status}{' ' + scim_type if scim_type else ''}: {detail}")
+        self.detail = detail
+        self.status = status
+        self.scim_type = scim_type
+
+
+class TargetQuarantined(PushError):
+    """The target failed past its threshold; nothing is pushed until it is resumed."""
 
 
 class ScimError(SyncSvcError):
@@ -198,6 +241,11 @@ class PreconditionFailed(ScimError):
     """If-Match did not match the resource's current version."""
 
     status = 412
+
+
+class ConcurrentUpdate(PreconditionFailed):
+    """Another writer changed the resource between our read and our write. Without If-Match
+    the client asked for no precondition, so the service retries; with it, this is the 412."""
 
 
 class PayloadTooLarge(ScimError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +22,12 @@ from syncsvc.http import create_app
 from syncsvc.http.metrics import Metrics
 from syncsvc.ldap import flavor_for, open_directory
 from syncsvc.mapping import compile_mapping
+from syncsvc.push import PUSH_RUNNER
+from syncsvc.push.runner import PushRunner
 from syncsvc.settings import Settings
 from syncsvc.store import create_engine, runs, upgrade
-from syncsvc.sync import RunLock, SyncDeps, SyncOptions, run_sync
+from syncsvc.sync import RunLock, SyncDeps, SyncOptions, SyncReport, run_sync
+from syncsvc.sync.fingerprint import rules_fingerprint
 from syncsvc.sync.scheduler import Scheduler
 
 __all__ = ["Service", "config_dir", "open_service", "open_store", "serve_forever"]
@@ -61,7 +64,9 @@ async def open_service(settings: Settings) -> AsyncIterator[Service]:
         try:
             deps = SyncDeps(engine=engine, directory=directory, flavor=flavor, mapping=mapping,
                             ldap=settings.ldap, sync=settings.sync, lock=RunLock(engine),
-                            enricher=enricher)
+                            enricher=enricher,
+                            rules_fingerprint=rules_fingerprint(mapping, settings.enrich),
+                            capture_changes=bool(settings.targets))
             yield Service(settings=settings, engine=engine, sync=deps)
         finally:
             await directory.aclose()
@@ -85,17 +90,25 @@ async def serve_forever(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with open_service(settings) as service:
         metrics = Metrics()
+        push = (PushRunner(service.engine, settings, observers=(metrics.observe_drain,))
+                if settings.targets else None)
+        observers = (metrics.observe_run, *((_wake_on_run(push),) if push else ()))
         service = dataclasses.replace(
-            service, sync=dataclasses.replace(service.sync, observers=(metrics.observe_run,)))
+            service, sync=dataclasses.replace(service.sync, observers=observers))
         scheduler = Scheduler(service.sync, settings.schedule)
         admin = AdminState(deps=service.sync, scheduler=scheduler)
         app = create_app(service.engine, settings, admin=admin, metrics=metrics)
+        if push is not None:
+            app[PUSH_RUNNER] = push
+            app.on_response_prepare.append(_wake_on_write(push))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=30)
         await runner.setup()
         site = web.TCPSite(runner, settings.http.host, settings.http.port)
         await site.start()
         log.info("http.listening", host=settings.http.host, port=settings.http.port)
         background = asyncio.create_task(_sync_in_background(service, scheduler, settings))
+        push_stop = asyncio.Event()
+        pushing = asyncio.create_task(push.run(push_stop)) if push else None
         try:
             await stop.wait()
             log.info("shutdown.started")
@@ -110,8 +123,45 @@ async def serve_forever(settings: Settings) -> None:
             for task in list(admin.tasks):
                 task.cancel()
             await asyncio.gather(background, *admin.tasks, return_exceptions=True)
+            # Pushes stop at a clean point: the page in flight is saved with its cursor. A
+            # target that hangs is not waited for past _PUSH_GRACE: cancelled, the page in
+            # flight is redone by the next start (matching by externalId, so no duplicates).
+            push_stop.set()
+            if pushing is not None:
+                done, _ = await asyncio.wait({pushing}, timeout=_PUSH_GRACE)
+                if not done:
+                    pushing.cancel()
+                await asyncio.gather(pushing, return_exceptions=True)
             await runner.cleanup()
             log.info("shutdown.done")
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PUSH_GRACE = 20.0  # seconds a shutdown waits for the push loops to reach a clean point
+
+
+def _wake_on_run(push: PushRunner) -> Callable[[SyncReport], None]:
+    """A sync observer: a finished run that wrote something wakes the push workers."""
+
+    def observe(report: SyncReport) -> None:
+        if not report.dry_run:
+            push.wake()
+
+    return observe
+
+
+def _wake_on_write(
+    push: PushRunner,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """After a successful SCIM write (its transaction, outbox row included, has committed by
+    the time the response is prepared) the push workers drain soon."""
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        if (request.method in _WRITES and response.status < 300
+                and request.path.startswith("/scim/v2/")):
+            push.wake()
+
+    return on_prepare
 
 
 async def _sync_in_background(service: Service, scheduler: Scheduler, settings: Settings) -> None:

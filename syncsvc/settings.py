@@ -1,7 +1,8 @@
 """Typed, frozen settings: one object, read once, passed down.
 
 Sources, later wins: built-in defaults < the TOML file < ``SYNCSVC_<SECTION>__<KEY>``
-environment variables. Every secret key ``x`` may instead be given as ``x_file`` (a path whose
+environment variables (``SYNCSVC_TARGETS__<n>__<KEY>`` for the ``[[targets]]`` array, ``n``
+counting its tables from 0). Every secret key ``x`` may instead be given as ``x_file`` (a path whose
 content, stripped of the trailing newline, is the value). :func:`load_settings` reports every
 problem at once as a :class:`~syncsvc.errors.ConfigError`.
 
@@ -36,6 +37,8 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "SyncSettings",
+    "TargetAuthSettings",
+    "TargetSettings",
     "demo_settings",
     "describe",
     "find_config",
@@ -171,6 +174,51 @@ class EnrichSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TargetAuthSettings:
+    """How syncsvc authenticates to one downstream SCIM target (``[targets.auth]``)."""
+
+    kind: Literal["bearer", "basic", "oauth2", "none"] = "bearer"
+    token: str = field(default="", repr=False, metadata={"secret": True})  # bearer
+    username: str = ""  # basic
+    password: str = field(default="", repr=False, metadata={"secret": True})  # basic
+    token_url: str = ""  # oauth2 client credentials (RFC 6749 §4.4)
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False, metadata={"secret": True})
+    scope: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSettings:
+    """One downstream SCIM service syncsvc pushes to (``[[targets]]``, see syncsvc.push)."""
+
+    name: str  # [a-z0-9-]+, unique: names the target in state, metrics, the CLI and the API
+    url: str  # the SCIM base URL, e.g. https://api.example.com/scim/v2
+    auth: TargetAuthSettings = field(default_factory=TargetAuthSettings)
+    enabled: bool = True
+    users_filter: str = ""  # a SCIM filter over our store: which users go; "": all
+    groups: tuple[str, ...] = ()  # only members of these groups (displayName); (): no limit
+    push_groups: bool = True
+    attributes: tuple[str, ...] = ()  # allow-list of attribute paths; (): all
+    rename: dict[str, str] = field(default_factory=dict)  # our path -> the target's path
+    drop: tuple[str, ...] = ()  # paths never sent
+    profile_extension: bool = False  # also send the profile extension
+    match_by: tuple[str, ...] = ("externalId", "userName")  # first contact: match before create
+    on_remove: Literal["deactivate", "delete"] = "deactivate"  # out of scope or deleted here
+    deletion_guard: int = 50  # more removals than this in one drain are held, as in a sync
+    update_method: Literal["patch", "put"] = "put"
+    member_batch: int = 100  # members per PATCH operation
+    use_bulk: bool = False  # only when the target announces bulk.supported
+    rate_limit: float = 0.0  # requests per second; 0: unlimited
+    concurrency: int = 4
+    timeout: float = 30.0  # seconds per request
+    verify_tls: bool = True
+    ca_file: str = ""
+    max_retries: int = 5
+    quarantine_after: int = 20  # consecutive failed attempts before the target is quarantined
+    reconcile_cron: str = ""  # cron (UTC) for a full reconcile; "": only on demand
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     ldap: LdapSettings = field(default_factory=LdapSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -184,6 +232,8 @@ class Settings:
     mapping: dict[str, Any] = field(default_factory=dict)
     # [enrich] rules (see EnrichSettings), validated by syncsvc.enrich.compile_enrichment.
     enrich: dict[str, Any] = field(default_factory=dict)
+    # [[targets]]: downstream SCIM services to push to; none by default (nothing is captured).
+    targets: tuple[TargetSettings, ...] = ()
     source: Path | None = None  # the file the settings came from, None for the demo
 
 
@@ -251,23 +301,28 @@ def _shown(value: Any, secret: bool) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def describe(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain nested data, safe to print or log.
-
-    Every secret becomes ``"***"`` (an unset, empty secret stays ``""`` so that a missing
-    password is visible); a secret URL keeps its shape with the password masked; ``mapping``
-    entries with secret-like names are masked too. Used by ``check-config --show``.
-    """
+def _described(obj: Any) -> dict[str, Any]:
+    """One settings dataclass (a section, a target, its auth) as plain data, secrets masked."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if dataclasses.is_dataclass(value):
-            out[f.name] = {
-                sub.name: _shown(getattr(value, sub.name), bool(sub.metadata.get("secret")))
-                for sub in dataclasses.fields(value)
-            }
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out[f.name] = _described(value)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            out[f.name] = [_described(item) for item in value]
         elif isinstance(value, dict):
             out[f.name] = redact_tree(value)
         else:
             out[f.name] = _shown(value, bool(f.metadata.get("secret")))
     return out
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain nested data, safe to print or log.
+
+    Every secret becomes ``"***"`` (an unset, empty secret stays ``""`` so that a missing
+    password is visible); a secret URL keeps its shape with the password masked; ``mapping``
+    entries with secret-like names are masked too; ``targets`` is a list of tables, each with
+    its ``auth`` secrets masked. Used by ``check-config --show``.
+    """
+    return _described(settings)

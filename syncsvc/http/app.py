@@ -8,18 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.admin import ADMIN, AdminState
 from syncsvc.admin import routes as admin_routes
+from syncsvc.admin.targets import add_target_routes
 from syncsvc.auth import AUTHENTICATOR, TokenAuthenticator, bearer_auth
+from syncsvc.http.headers import install_security_headers
 from syncsvc.http.metrics import ENGINE_FOR_METRICS, METRICS, Metrics
+from syncsvc.http.pathparams import storable_path_params
+from syncsvc.http.probe import DirectoryProbe
 from syncsvc.profiles import routes as profile_routes
 from syncsvc.scim import routes as scim_routes
 from syncsvc.scim.middleware import request_context, scim_errors
 from syncsvc.scim.service import ScimService
 from syncsvc.scim.state import SCIM, ScimState
 from syncsvc.settings import Settings
+from syncsvc.store import unavailable_reason
 
 __all__ = ["ENGINE", "create_app"]
 
 ENGINE = web.AppKey("engine", AsyncEngine)
+DIRECTORY_PROBE = web.AppKey("directory_probe", DirectoryProbe)
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -28,13 +34,19 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers a query."""
+    """Readiness: the store answers a query. LDAP reachability is reported (as last checked,
+    never waited for), not required: reads come from the store."""
     try:
         async with request.app[ENGINE].connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any store failure means "not ready", never a 500
-        return web.json_response({"status": "unavailable", "store": type(exc).__name__}, status=503)
-    return web.json_response({"status": "ready"})
+        reason = unavailable_reason(exc) or type(exc).__name__
+        return web.json_response({"status": "unavailable", "store": reason}, status=503)
+    body = {"status": "ready"}
+    probe = request.app.get(DIRECTORY_PROBE)
+    if probe is not None:
+        body["ldap"] = probe.status()
+    return web.json_response(body)
 
 
 def create_app(
@@ -49,20 +61,33 @@ def create_app(
     scim = settings.scim
     metrics = metrics or Metrics()
     app = web.Application(
-        middlewares=[metrics.middleware(), request_context, scim_errors, bearer_auth()],
+        middlewares=[metrics.middleware(), request_context, scim_errors, bearer_auth(),
+                     storable_path_params],
         client_max_size=max(scim.bulk_max_payload, scim.max_request_bytes),
     )
+    install_security_headers(app)  # nosniff everywhere; CSP, framing, referrer on HTML
     app[ENGINE] = engine
     app[METRICS] = metrics
     app[ENGINE_FOR_METRICS] = engine
     app.router.add_get("/metrics", metrics.handler)
     app[AUTHENTICATOR] = TokenAuthenticator(engine)
-    app[SCIM] = ScimState(service=ScimService(engine, scim), settings=scim)
+    app[SCIM] = ScimState(service=ScimService(engine, scim, capture=bool(settings.targets)),
+                          settings=scim)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     scim_routes.add_routes(app)
     profile_routes.add_routes(app, engine, settings)
+    # Push targets' status and actions: they need only the store (and, for push/reconcile,
+    # the runner serve sets), so every app has them, behind the admin scope.
+    add_target_routes(app, engine, settings.targets)
     if admin is not None:
         app[ADMIN] = admin
+        probe = DirectoryProbe(admin.deps.directory)
+        app[DIRECTORY_PROBE] = probe
+
+        async def _close_probe(_app: web.Application) -> None:
+            await probe.aclose()
+
+        app.on_cleanup.append(_close_probe)
         admin_routes.add_routes(app)
     return app

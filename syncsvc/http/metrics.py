@@ -1,4 +1,5 @@
-"""Prometheus metrics: sync runs, SCIM requests, store size. One registry per app, no globals."""
+"""Prometheus metrics: sync runs, SCIM requests, store size, push targets. One registry per app,
+no globals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from prometheus_client import generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from syncsvc.admin.targets import TARGETS
+from syncsvc.push import state as push_state
 from syncsvc.store.schema import GroupRow, UserRow
 
 __all__ = ["METRICS", "Metrics"]
@@ -42,6 +45,21 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                           1, 2.5), registry=r)
         self.store = Gauge("syncsvc_store_resources", "Resources in the store", ["kind"], registry=r)
+        # Push targets: counters from each drain (observe_drain), gauges read at scrape time.
+        self.pushed = Counter("syncsvc_push_resources", "Resources pushed to a target by outcome",
+                              ["target", "outcome"], registry=r)
+        self.drains = Counter("syncsvc_push_drains", "Drains of a target's outbox by result",
+                              ["target", "result"], registry=r)
+        self.queue = Gauge("syncsvc_push_queue_depth", "Outbox rows a target has not passed",
+                           ["target"], registry=r)
+        self.quarantined = Gauge("syncsvc_push_quarantined", "1 when the target is quarantined",
+                                 ["target"], registry=r)
+        self.target_failures = Gauge("syncsvc_push_consecutive_failures",
+                                     "Failed attempts in a row", ["target"], registry=r)
+        self.refused = Gauge("syncsvc_push_refused_resources",
+                             "Resources whose last push the target refused", ["target"], registry=r)
+        self.target_success = Gauge("syncsvc_push_last_success_timestamp_seconds",
+                                    "When the target last answered a push", ["target"], registry=r)
 
     def observe_run(self, report: Any) -> None:
         """Count a finished run (a SyncReport)."""
@@ -55,6 +73,27 @@ class Metrics:
         self.problems.inc(len(report.problems))
         if report.status.value == "success":
             self.last_success.set(time.time())
+
+    def observe_drain(self, report: Any) -> None:
+        """Count one drain (a DrainReport): resources pushed, removed, failed; its result."""
+        for outcome in ("pushed", "removed", "failed", "skipped"):
+            self.pushed.labels(report.target, outcome).inc(getattr(report, outcome))
+        result = "error" if report.error else "held" if report.held else "ok"
+        self.drains.labels(report.target, result).inc()
+
+    async def _observe_targets(self, engine: AsyncEngine, names: set[str]) -> None:
+        async with engine.connect() as conn:
+            stored = [t for t in await push_state.list_targets(conn) if t.name in names]
+        for gauge in (self.queue, self.quarantined, self.target_failures, self.refused,
+                      self.target_success):
+            gauge.clear()  # a target removed from the config disappears from the metrics
+        for t in stored:
+            self.queue.labels(t.name).set(t.queue_depth)
+            self.quarantined.labels(t.name).set(1 if t.quarantined else 0)
+            self.target_failures.labels(t.name).set(t.consecutive_failures)
+            self.refused.labels(t.name).set(t.failed_resources)
+            if t.last_success is not None:
+                self.target_success.labels(t.name).set(t.last_success.timestamp())
 
     def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
         @web.middleware
@@ -85,6 +124,9 @@ class Metrics:
         self.store.labels("users").set(users)
         self.store.labels("active_users").set(active)
         self.store.labels("groups").set(groups)
+        names = {t.name for t in request.app.get(TARGETS, ())}
+        if names:  # nothing to read (and no query) without targets
+            await self._observe_targets(engine, names)
         return web.Response(body=generate_latest(self.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 

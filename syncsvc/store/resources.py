@@ -2,7 +2,8 @@
 
 Writes take the caller's transaction. Optimistic concurrency: an update names the version it
 read; a row changed meanwhile (by a sync or another client) makes it fail instead of losing
-either write.
+either write. With ``capture=True`` (push targets are configured) each write also records its
+change in the push outbox, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from syncsvc.errors import InvalidValue, PreconditionFailed, Uniqueness
+from syncsvc.errors import ConcurrentUpdate, InvalidValue, Uniqueness
+from syncsvc.store.capture import capture as capture_change
 from syncsvc.store.rows import emails_of, user_columns
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
@@ -43,11 +45,13 @@ __all__ = [
 
 
 async def get(
-    conn: AsyncConnection, table: Table, resource_id: str, *, for_update: bool = False
+    conn: AsyncConnection, table: Table, resource_id: str, *, for_update: bool = False,
+    columns: Sequence[Any] = (),
 ) -> Row[Any] | None:
     """One row by id; ``for_update`` locks it until the transaction ends (PostgreSQL; SQLite
-    serialises writers anyway and renders no FOR UPDATE)."""
-    query = select(table).where(table.c.id == resource_id)
+    serialises writers anyway and renders no FOR UPDATE). ``columns`` are selected beside the
+    table's own (see :mod:`syncsvc.store.reads`)."""
+    query = select(table, *columns).where(table.c.id == resource_id)
     if for_update:
         query = query.with_for_update()
     return (await conn.execute(query)).first()
@@ -70,11 +74,21 @@ async def fetch(
     limit: int,
     columns: Sequence[Any] | None = None,
 ) -> list[Row[Any]]:
-    """One page of rows; ``columns`` narrows what is loaded (a count-only page loads nothing)."""
-    query = select(*(columns or [table])).select_from(table)
+    """One page of rows; ``columns`` says what is loaded (the table's own by default).
+
+    The page is chosen by ids alone and the rows joined to it afterwards (a deferred join): a
+    deep ``OFFSET`` then walks an index instead of whole rows, and per-row subqueries among
+    ``columns`` run for the rows returned, not for every row skipped.
+    """
+    page = select(table.c.id)
     if where is not None:
-        query = query.where(where)
-    query = query.order_by(*order_by).offset(offset).limit(limit)
+        page = page.where(where)
+    chosen = page.order_by(*order_by).offset(offset).limit(limit).subquery("page")
+    query = (
+        select(*(columns or [table]))
+        .select_from(table.join(chosen, chosen.c.id == table.c.id))
+        .order_by(*order_by)
+    )
     return list(await conn.execute(query))
 
 
@@ -148,6 +162,23 @@ async def _check_user_name(conn: AsyncConnection, user_name: str, own_id: str | 
         raise Uniqueness(f"userName {user_name!r} is already taken")
 
 
+def _slug_of(profile: dict[str, Any] | None) -> str | None:
+    """The profile's publicProfile.slug as its unique, indexed column holds it (lower case).
+
+    A slug is reserved whether or not the page is enabled: turning a page on never collides.
+    """
+    public = (profile or {}).get("publicProfile")
+    slug = public.get("slug") if isinstance(public, dict) else None
+    if not isinstance(slug, str) or not slug.strip():
+        return None
+    return slug.strip().lower()
+
+
+async def _check_slug(conn: AsyncConnection, slug: str | None, own_id: str | None) -> None:
+    if slug is not None and await _taken(conn, USERS.c.public_slug, slug, USERS, own_id):
+        raise Uniqueness(f"public profile slug {slug!r} is already taken")
+
+
 async def _check_manager(conn: AsyncConnection, manager_id: str | None) -> None:
     if manager_id is not None and await get(conn, USERS, manager_id) is None:
         raise InvalidValue(f"manager {manager_id!r} is not a user of this service")
@@ -161,27 +192,38 @@ async def insert_user(
     manager_id: str | None,
     profile: dict[str, Any] | None,
     now: datetime,
+    capture: bool = False,
 ) -> str:
     """A local user (created through SCIM): fully writable, untouched by syncs."""
     await _check_user_name(conn, resource["userName"], None)
+    slug = _slug_of(profile)
+    await _check_slug(conn, slug, None)
     await _check_manager(conn, manager_id)
     new_id = str(uuid.uuid4())
     try:
         await conn.execute(
             insert(USERS).values(
                 id=new_id, origin="local", external_id=external_id, manager_id=manager_id,
-                profile=profile, content_hash="", version=1, created=now, last_modified=now,
-                **user_columns(resource),
+                profile=profile, public_slug=slug, content_hash="", version=1, created=now,
+                last_modified=now, **user_columns(resource),
             )
         )
-    except IntegrityError as exc:  # a concurrent insert won the race for the userName
-        raise Uniqueness(f"userName {resource['userName']!r} is already taken") from exc
+    except IntegrityError as exc:  # a concurrent insert won the race for the userName or slug
+        raise Uniqueness(f"userName {resource['userName']!r} or the public profile slug "
+                         "is already taken") from exc
     await _write_emails(conn, new_id, resource)
+    if capture:
+        await capture_change(conn, "User", [new_id], "upsert", now)
     return new_id
 
 
+def _kind(table: Table) -> str:
+    return "User" if table is USERS else "Group"
+
+
 async def _versioned_update(
-    conn: AsyncConnection, table: Table, row: Row[Any], values: dict[str, Any], now: datetime
+    conn: AsyncConnection, table: Table, row: Row[Any], values: dict[str, Any], now: datetime,
+    capture: bool = False,
 ) -> None:
     result = await conn.execute(
         update(table)
@@ -189,7 +231,9 @@ async def _versioned_update(
         .values(version=row.version + 1, last_modified=now, **values)
     )
     if result.rowcount != 1:
-        raise PreconditionFailed(f"{row.id} was modified concurrently; read it again")
+        raise ConcurrentUpdate(f"{row.id} was modified concurrently; read it again")
+    if capture:
+        await capture_change(conn, _kind(table), [row.id], "upsert", now)
 
 
 async def update_user(
@@ -201,17 +245,20 @@ async def update_user(
     manager_id: str | None,
     profile: dict[str, Any] | None,
     now: datetime,
+    capture: bool = False,
 ) -> None:
     """Write a user back; ``resource=None`` keeps the directory-owned body (profile-only write)."""
-    values: dict[str, Any] = {"profile": profile}
+    slug = _slug_of(profile)
+    await _check_slug(conn, slug, row.id)
+    values: dict[str, Any] = {"profile": profile, "public_slug": slug}
     if resource is not None:
         await _check_user_name(conn, resource["userName"], row.id)
         await _check_manager(conn, manager_id)
         values.update(external_id=external_id, manager_id=manager_id, **user_columns(resource))
     try:
-        await _versioned_update(conn, USERS, row, values, now)
+        await _versioned_update(conn, USERS, row, values, now, capture)
     except IntegrityError as exc:
-        raise Uniqueness("userName is already taken") from exc
+        raise Uniqueness("userName or the public profile slug is already taken") from exc
     if resource is not None:
         await _write_emails(conn, row.id, resource)
 
@@ -222,7 +269,8 @@ async def _check_display_name(conn: AsyncConnection, name: str, own_id: str | No
 
 
 async def insert_group(
-    conn: AsyncConnection, *, resource: dict[str, Any], external_id: str | None, now: datetime
+    conn: AsyncConnection, *, resource: dict[str, Any], external_id: str | None, now: datetime,
+    capture: bool = False,
 ) -> str:
     name = str(resource["displayName"])
     await _check_display_name(conn, name, None)
@@ -237,6 +285,8 @@ async def insert_group(
         )
     except IntegrityError as exc:
         raise Uniqueness(f"group displayName {name!r} is already taken") from exc
+    if capture:  # its members, written next in this transaction, go with it
+        await capture_change(conn, "Group", [new_id], "upsert", now)
     return new_id
 
 
@@ -247,6 +297,7 @@ async def update_group(
     resource: dict[str, Any],
     external_id: str | None,
     now: datetime,
+    capture: bool = False,
 ) -> None:
     name = str(resource["displayName"])
     await _check_display_name(conn, name, row.id)
@@ -255,7 +306,7 @@ async def update_group(
             conn, GROUPS, row,
             {"display_name": name, "display_name_lower": name.lower(), "external_id": external_id,
              "resource": resource},
-            now,
+            now, capture,
         )
     except IntegrityError as exc:
         raise Uniqueness(f"group displayName {name!r} is already taken") from exc
@@ -336,20 +387,33 @@ async def change_members(
     return changed
 
 
-async def bump_version(conn: AsyncConnection, table: Table, row: Row[Any], now: datetime) -> None:
+async def bump_version(
+    conn: AsyncConnection, table: Table, row: Row[Any], now: datetime, *, capture: bool = False
+) -> None:
     """A new version (ETag) and lastModified for ``row``, e.g. after its members changed."""
-    await _versioned_update(conn, table, row, {}, now)
+    await _versioned_update(conn, table, row, {}, now, capture)
 
 
-async def delete_resource(conn: AsyncConnection, table: Table, row: Row[Any], now: datetime) -> None:
+async def delete_resource(
+    conn: AsyncConnection, table: Table, row: Row[Any], now: datetime, *, capture: bool = False
+) -> None:
     """Remove a user or group with its memberships; groups that contained it get a new version."""
+    if capture:  # before the row goes: the push side finds the remote copy by this id
+        await capture_change(conn, _kind(table), [row.id], "delete", now)
     parents = list(await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == row.id)))
     await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id == row.id))
     if table is USERS:
-        await conn.execute(update(USERS).where(USERS.c.manager_id == row.id).values(manager_id=None))
+        orphans = update(USERS).where(USERS.c.manager_id == row.id).values(manager_id=None)
+        if capture:  # their manager goes away: a change to push
+            lost = list(await conn.scalars(orphans.returning(USERS.c.id)))
+            await capture_change(conn, "User", lost, "upsert", now)
+        else:
+            await conn.execute(orphans)
     await conn.execute(delete(table).where(table.c.id == row.id))
     if parents:
         await conn.execute(
             update(GROUPS).where(GROUPS.c.id.in_(parents))
             .values(version=GROUPS.c.version + 1, last_modified=now)
         )
+        if capture:
+            await capture_change(conn, "Group", sorted(set(parents)), "upsert", now)

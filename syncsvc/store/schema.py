@@ -12,11 +12,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -29,15 +31,23 @@ __all__ = [
     "EMAILS",
     "GROUPS",
     "MEMBERS",
+    "OUTBOX",
+    "PHOTOS",
+    "PUSH_RESOURCES",
+    "PUSH_TARGETS",
     "USERS",
     "ApiTokenRow",
     "Base",
     "GroupMemberRow",
     "GroupRow",
+    "PushOutboxRow",
+    "PushResourceRow",
+    "PushTargetRow",
     "SyncProblemRow",
     "SyncRunRow",
     "SyncStateRow",
     "UserEmailRow",
+    "UserPhotoRow",
     "UserRow",
 ]
 
@@ -77,6 +87,12 @@ class UserRow(Base):
     resource: Mapped[dict[str, Any]] = mapped_column(Json)
     # Owned by syncsvc, never written by a sync (see DESIGN.md, ownership).
     profile: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # profile.publicProfile.slug, lower-cased, as a real column: /p/{slug} looks it up by index
+    # and two users cannot claim the same slug.
+    public_slug: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # SHA-256 of the stored thumbnail (user_photo), None without one: the SCIM body shows the
+    # thumbnail URL from it and the photo route's ETag is it, without loading the bytes.
+    photo_hash: Mapped[str | None] = mapped_column(String(64))
     manager_dn_norm: Mapped[str | None] = mapped_column(Text)
     manager_id: Mapped[str | None] = mapped_column(String(36), index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -100,6 +116,26 @@ class UserEmailRow(Base):
     value_lower: Mapped[str] = mapped_column(String(320), index=True)
     type: Mapped[str | None] = mapped_column(String(32))
     primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserPhotoRow(Base):
+    """A user's thumbnail, made by the sync from the directory's photo (``syncsvc.enrich.photos``).
+
+    ``source_hash`` is of the directory's bytes: an unchanged photo is neither re-resized nor
+    rewritten.
+    """
+
+    __tablename__ = "user_photo"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("scim_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    source_hash: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class GroupRow(Base):
@@ -197,8 +233,68 @@ class ApiTokenRow(Base):
     revoked: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+# SQLite numbers a plain INTEGER PRIMARY KEY, not a BIGINT: the outbox sequence is 64-bit on
+# PostgreSQL and SQLite's rowid (also 64-bit) there.
+Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PushOutboxRow(Base):
+    """One change to a resource, written in the transaction that made it (transactional outbox).
+
+    Push workers read it in ``seq`` order from their target's ``last_seq``; rows every target has
+    passed are pruned. AUTOINCREMENT on SQLite: a pruned top row's seq is never handed out again.
+    """
+
+    __tablename__ = "push_outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))  # User | Group
+    resource_id: Mapped[str] = mapped_column(String(36))
+    op: Mapped[str] = mapped_column(String(8))  # upsert | delete
+    created: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PushTargetRow(Base):
+    """Where one downstream target stands: its outbox cursor, health and quarantine."""
+
+    __tablename__ = "push_target"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    initial_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_success: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_attempt: Mapped[datetime | None] = mapped_column(Timestamp)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PushResourceRow(Base):
+    """One of our resources as a target knows it: its remote id and what was last sent."""
+
+    __tablename__ = "push_resource"
+
+    target: Mapped[str] = mapped_column(
+        ForeignKey("push_target.name", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    remote_id: Mapped[str | None] = mapped_column(Text)
+    pushed_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))  # ok | failed | removed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[datetime] = mapped_column(Timestamp)
+
+
 # The tables as Core objects, for bulk statements and queries that need no ORM.
 USERS: Table = UserRow.__table__  # type: ignore[assignment]
 GROUPS: Table = GroupRow.__table__  # type: ignore[assignment]
 EMAILS: Table = UserEmailRow.__table__  # type: ignore[assignment]
 MEMBERS: Table = GroupMemberRow.__table__  # type: ignore[assignment]
+PHOTOS: Table = UserPhotoRow.__table__  # type: ignore[assignment]
+OUTBOX: Table = PushOutboxRow.__table__  # type: ignore[assignment]
+PUSH_TARGETS: Table = PushTargetRow.__table__  # type: ignore[assignment]
+PUSH_RESOURCES: Table = PushResourceRow.__table__  # type: ignore[assignment]

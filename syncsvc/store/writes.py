@@ -2,12 +2,15 @@
 
 Every public coroutine takes an open :class:`AsyncConnection` whose transaction the caller owns
 (one transaction per page). With ``dry_run`` the same classification runs and nothing is written.
+With ``capture`` (push targets are configured) every change also writes push outbox rows in the
+same transaction: :func:`resolve_members`, :func:`resolve_managers` and :func:`remove` do it
+themselves; a page's upserts are captured by :func:`capture_page` once the page is complete.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.domain import EntryKind, GroupRecord, Problem, UserRecord
+from syncsvc.store.capture import capture
 from syncsvc.store.rows import emails_of, group_values, user_values
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
@@ -25,6 +29,7 @@ __all__ = [
     "PageOutcome",
     "Removal",
     "WriteContext",
+    "capture_page",
     "live_count",
     "plan_removals",
     "remove",
@@ -78,6 +83,12 @@ class WriteContext:
     dry_run: bool = False
     # Changes are kept (for printing) only on dry runs: a 100k-entry run would not need them.
     keep_changes: bool = False
+    # Push targets are configured: write a push outbox row for every resource changed.
+    capture: bool = False
+
+    @property
+    def capturing(self) -> bool:
+        return self.capture and not self.dry_run
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -92,6 +103,30 @@ def _upsert(conn: AsyncConnection, table: Table, update_cols: Sequence[str]) -> 
         index_elements=[table.c.anchor],
         set_={name: ins.excluded[name] for name in update_cols},
     )
+
+
+# What a Problem calls the bounded columns a directory entry fills.
+_ATTRIBUTE_OF = {"user_name": "userName", "user_name_lower": "userName",
+                 "display_name": "displayName", "display_name_lower": "displayName",
+                 "external_id": "externalId", "primary_email": "emails (primary)",
+                 "anchor": "the anchor attribute", "value": "emails.value",
+                 "value_lower": "emails.value", "type": "emails.type"}
+
+
+def _too_long(table: Table, row: Mapping[str, Any]) -> str | None:
+    """Why ``row`` does not fit ``table``'s bounded columns, naming the attribute; else None.
+    A user's e-mail rows (written after the page) are checked with it."""
+    for name, value in row.items():
+        length = getattr(table.c[name].type, "length", None) if name in table.c else None
+        if length and isinstance(value, str) and len(value) > length:
+            what = _ATTRIBUTE_OF.get(name, name)
+            return f"{what} has {len(value)} characters; the store keeps at most {length}"
+    if table is USERS and isinstance(row.get("resource"), Mapping):
+        for email in emails_of(row["resource"]):
+            problem = _too_long(EMAILS, email)
+            if problem:
+                return problem
+    return None
 
 
 async def _existing_by_anchor(
@@ -145,6 +180,10 @@ async def _upsert_page(
         if old is not None and old.content_hash == row["content_hash"]:
             out.unchanged += 1
             continue
+        too_long = _too_long(table, row)
+        if too_long:  # PostgreSQL would refuse the whole page; SQLite would keep it silently
+            out.problems.append(Problem(row["dn"], too_long))
+            continue
         name = row[unique_col]
         holder = holders.get(name)
         if (holder is not None and holder.anchor != anchor) or claimed.get(name, anchor) != anchor:
@@ -173,10 +212,22 @@ async def _upsert_page(
     return out
 
 
+async def capture_page(
+    conn: AsyncConnection, ctx: WriteContext, kind: EntryKind, outcome: PageOutcome
+) -> None:
+    """Push outbox rows for every resource a page wrote (``outcome.changed_ids``, photo-only
+    changes included); called last in the page's transaction, after :func:`upsert_users` or
+    :func:`upsert_groups` and anything else the page writes."""
+    if ctx.capturing and outcome.changed_ids:
+        await capture(conn, kind.value, list(dict.fromkeys(outcome.changed_ids)), "upsert", ctx.now)
+
+
 async def upsert_users(
     conn: AsyncConnection, ctx: WriteContext, records: Sequence[UserRecord]
 ) -> PageOutcome:
-    """Write one page of directory users; unchanged ones cost a read and no write."""
+    """Write one page of directory users; unchanged ones cost a read and no write.
+
+    The caller captures the page's changes for push with :func:`capture_page`."""
     values = [user_values(r) for r in records]
     out = await _upsert_page(conn, ctx, EntryKind.USER, USERS, "user_name_lower", values)
     if out.changed_ids and not ctx.dry_run:
@@ -195,7 +246,9 @@ async def upsert_users(
 async def upsert_groups(
     conn: AsyncConnection, ctx: WriteContext, records: Sequence[GroupRecord]
 ) -> PageOutcome:
-    """Write one page of directory groups; members are resolved afterwards."""
+    """Write one page of directory groups; members are resolved afterwards.
+
+    The caller captures the page's changes for push with :func:`capture_page`."""
     values = [group_values(r) for r in records]
     return await _upsert_page(conn, ctx, EntryKind.GROUP, GROUPS, "display_name_lower", values)
 
@@ -293,6 +346,8 @@ async def resolve_members(
     if to_bump and not ctx.dry_run:
         await _bump(conn, GROUPS, to_bump, ctx.now)
     bumped.update(to_bump)
+    if ctx.capturing and out.changed_ids:
+        await capture(conn, EntryKind.GROUP.value, out.changed_ids, "upsert", ctx.now)
     return out
 
 
@@ -317,7 +372,7 @@ async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutc
         .scalar_subquery()
     )
     if not ctx.dry_run:
-        result = await conn.execute(
+        stmt = (
             update(USERS)
             .where(USERS.c.origin == "ldap", USERS.c.manager_id.is_distinct_from(target))
             .values(
@@ -329,7 +384,13 @@ async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutc
                 last_modified=ctx.now,
             )
         )
-        out.updated = result.rowcount or 0
+        if ctx.capturing:
+            changed = list(await conn.scalars(stmt.returning(USERS.c.id)))
+            await capture(conn, EntryKind.USER.value, changed, "upsert", ctx.now)
+            out.updated = len(changed)
+        else:
+            result = await conn.execute(stmt)
+            out.updated = result.rowcount or 0
     dangling = await conn.execute(
         select(USERS.c.dn, USERS.c.manager_dn_norm).where(
             USERS.c.manager_dn_norm.is_not(None), ~select(manager.c.id).where(
@@ -404,25 +465,39 @@ async def remove(
                 ),
                 [{"b_id": r.id, "b_resource": {**r.resource, "active": False}} for r in rows],
             )
+        if ctx.capturing:
+            await capture(conn, EntryKind.USER.value, users, "upsert", ctx.now)
         deactivated = len(users)
         users = []
     doomed = users + groups
     if doomed:
+        if ctx.capturing:  # before the rows go: the push side resolves them by id
+            await capture(conn, EntryKind.USER.value, users, "delete", ctx.now)
+            await capture(conn, EntryKind.GROUP.value, groups, "delete", ctx.now)
         parents: set[str] = set()
         for part in _chunks(doomed):
             parents.update(
                 await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id.in_(part)))
             )
             await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id.in_(part)))
+        lost_manager: list[str] = []
         for part in _chunks(users):
-            await conn.execute(
-                update(USERS).where(USERS.c.manager_id.in_(part)).values(manager_id=None)
-            )
+            orphans = update(USERS).where(USERS.c.manager_id.in_(part)).values(manager_id=None)
+            if ctx.capturing:  # their manager attribute goes away: a change to push
+                lost_manager.extend(await conn.scalars(orphans.returning(USERS.c.id)))
+            else:
+                await conn.execute(orphans)
             await conn.execute(delete(USERS).where(USERS.c.id.in_(part)))
+        if lost_manager:
+            gone = set(users)
+            await capture(conn, EntryKind.USER.value,
+                          [u for u in lost_manager if u not in gone], "upsert", ctx.now)
         for part in _chunks(groups):
             await conn.execute(delete(GROUPS).where(GROUPS.c.id.in_(part)))
         survivors = sorted(parents - set(groups))
         if survivors:
             await _bump(conn, GROUPS, survivors, ctx.now)
+            if ctx.capturing:
+                await capture(conn, EntryKind.GROUP.value, survivors, "upsert", ctx.now)
         deleted = len(doomed)
     return deactivated, deleted

@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.domain import EntryKind, LdapEntry, Problem, RunMode, RunStatus, UserRecord
 from syncsvc.enrich import Enricher, NoEnrichment
+from syncsvc.enrich.photos import PHOTO_ATTRIBUTES, photo_of
 from syncsvc.errors import ContentSyncRefreshRequired, SyncStopped, SyncSvcError
 from syncsvc.ldap import (
     Directory,
@@ -34,9 +36,12 @@ from syncsvc.ldap import (
 )
 from syncsvc.mapping import CompiledMapping, map_group, map_user
 from syncsvc.settings import LdapSettings, SyncSettings
-from syncsvc.store import runs, state, writes
+from syncsvc.store import runs, state, unavailable_reason, writes
 from syncsvc.store.writes import PageOutcome, Removal, WriteContext
+from syncsvc.store.maintenance import refresh_statistics, worth_refreshing
+from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
+from syncsvc.sync.photos import PhotoPlan, apply_photos, plan_photos
 from syncsvc.sync.report import SyncReport
 
 __all__ = ["Progress", "SyncDeps", "SyncOptions", "run_sync"]
@@ -77,13 +82,19 @@ class SyncDeps:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Applied to each mapped user before the store ([enrich] rules); by default nothing.
     enricher: Enricher = field(default_factory=NoEnrichment)
+    # Of the effective mapping and enrichment rules (syncsvc.sync.fingerprint); "" = not tracked.
+    # An incremental run under other rules than the last full run's runs as a full run.
+    rules_fingerprint: str = ""
+    # Push targets are configured: every change also writes a push outbox row (same transaction).
+    capture_changes: bool = False
 
     @property
     def user_attributes(self) -> tuple[str, ...]:
-        """The LDAP attributes to read for users: the mapping's and the enrichment rules'."""
+        """The LDAP attributes to read for users: the mapping's, the enrichment rules' and the
+        photo attributes (binary; the sync stores thumbnails of them)."""
         names = {name.lower(): name for name in self.mapping.user_attributes}
         if names:  # empty means every attribute: nothing to add
-            for name in self.enricher.attributes:
+            for name in (*self.enricher.attributes, *PHOTO_ATTRIBUTES):
                 names.setdefault(name.lower(), name)
         return tuple(names.values())
 
@@ -116,7 +127,8 @@ class _Run:
         self.deps = deps
         self.opts = opts
         self.report = report
-        self.ctx = WriteContext(now=deps.clock(), dry_run=opts.dry_run, keep_changes=opts.dry_run)
+        self.ctx = WriteContext(now=deps.clock(), dry_run=opts.dry_run, keep_changes=opts.dry_run,
+                                capture=deps.capture_changes)
         self.seen: dict[EntryKind, set[str]] = {EntryKind.USER: set(), EntryKind.GROUP: set()}
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
@@ -146,21 +158,28 @@ class _Run:
         elif current is None or value > current:  # generalizedTime sorts as text
             self.marks[kind] = value
 
-    async def _write(self, kind: EntryKind, records: list[Any]) -> PageOutcome:
+    async def _write(
+        self, kind: EntryKind, records: list[Any], photos: PhotoPlan | None = None
+    ) -> PageOutcome:
         """One page in one transaction."""
         async with self.deps.engine.begin() as conn:
             if kind is EntryKind.USER:
                 outcome = await writes.upsert_users(conn, self.ctx, records)  # type: ignore[arg-type]
+                if photos is not None:
+                    await apply_photos(conn, self.ctx, photos, outcome)
             else:
                 outcome = await writes.upsert_groups(conn, self.ctx, records)  # type: ignore[arg-type]
                 self.changed_groups.extend(outcome.changed_ids)
+            await writes.capture_page(conn, self.ctx, kind, outcome)  # last: photos included
         return outcome
 
     async def write_page(self, kind: EntryKind, entries: Sequence[LdapEntry]) -> None:
         if self.deps.stopping.is_set():
             raise SyncStopped("stopped by shutdown at a page boundary; nothing half-written")
+        await self.deps.lock.ensure_held()  # lost (PostgreSQL restarted): another may sync now
         mapper = map_user if kind is EntryKind.USER else map_group
         records = []
+        photos: dict[str, bytes | None] = {}  # anchor -> the directory's photo
         for entry in entries:
             # A problem entry is still in the directory: it counts as seen, so no sweep removes it.
             self.seen[kind].add(entry.anchor)
@@ -174,11 +193,15 @@ class _Run:
                 enriched = self.deps.enricher(result, entry)
                 self.report.problems.extend(enriched.problems)
                 result = enriched.record
+                photos[result.anchor] = photo_of(entry)
             records.append(result)
         self.report.read += len(entries)
+        plan = None
+        if kind is EntryKind.USER:
+            plan = await plan_photos(self.deps.engine, self.ctx, records, photos)
         # Shielded: a cancellation (a failing sibling read) never cuts a page's transaction;
         # the run waits for such a write (drain) before it records its outcome.
-        write = asyncio.ensure_future(self._write(kind, records))
+        write = asyncio.ensure_future(self._write(kind, records, plan))
         self.writes.add(write)
         write.add_done_callback(self.writes.discard)
         outcome = await asyncio.shield(write)
@@ -241,6 +264,7 @@ class _Run:
         self.report.removals = removals
         if not removals:
             return
+        await self.deps.lock.ensure_held()  # never remove without the lock
         sync = self.deps.sync
         async with self.deps.engine.connect() as conn:
             live = {kind: await writes.live_count(conn, kind) for kind in EntryKind}
@@ -260,7 +284,7 @@ class _Run:
         if held and (empty_read or not self.opts.allow_deletions):
             self.report.status = RunStatus.GUARDED
             hint = "" if empty_read else "; confirm with --allow-deletions"
-            self.report.detail = "; ".join(held) + hint
+            _note(self.report, "; ".join(held) + hint)
             log.warning("sync.guarded", detail=self.report.detail, removals=len(removals))
             return
         self.opts.progress.phase("removing")
@@ -304,6 +328,10 @@ class _Run:
                     await state.set_state(conn, _mark_key(kind, "cookie"), cookie.hex(), self.ctx.now)
             if self.dc is not None:
                 await state.set_state(conn, DC_KEY, self.dc, self.ctx.now)
+            if self.report.mode is RunMode.FULL and self.deps.rules_fingerprint:
+                # Every entry was re-derived under these rules: incremental runs may follow.
+                await state.set_state(conn, FINGERPRINT_KEY, self.deps.rules_fingerprint,
+                                      self.ctx.now)
 
 
 def _later(a: str, b: str, flavor: Flavor) -> bool:
@@ -316,6 +344,25 @@ def _since(mark: str, flavor: Flavor, overlap: int) -> str:
         return mark
     stamp = datetime.strptime(mark[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     return (stamp - timedelta(seconds=overlap)).strftime("%Y%m%d%H%M%SZ")
+
+
+def _note(report: SyncReport, text: str) -> None:
+    """Add to the run's detail (kept with the run, shown by the CLI and the admin API)."""
+    report.detail = f"{report.detail}; {text}" if report.detail else text
+
+
+async def _rules_changed(deps: SyncDeps) -> str | None:
+    """Why an incremental run must run as a full one because the rules changed, else None."""
+    if not deps.rules_fingerprint:
+        return None
+    async with deps.engine.connect() as conn:
+        stored = await state.get_state(conn, FINGERPRINT_KEY)
+    if stored == deps.rules_fingerprint:
+        return None
+    if stored is None:
+        return ("no full run recorded under the current mapping and enrichment rules: "
+                "ran as a full run")
+    return "the mapping or enrichment rules changed since the last full run: ran as a full run"
 
 
 async def _choose_method(
@@ -355,6 +402,21 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
     report = SyncReport(run_id=opts.run_id or str(uuid.uuid4()), mode=opts.mode,
                         trigger=opts.trigger, dry_run=opts.dry_run)
     started = time.monotonic()
+    try:
+        await _run_locked(deps, opts, report, started)
+    except (SQLAlchemyError, ConnectionError, TimeoutError) as exc:
+        # Only the lock itself gets here (the run catches its own errors): the store could not
+        # be reached to take it. Nothing ran, so nothing can be recorded; the caller sees why.
+        reason = unavailable_reason(exc) or f"{type(exc).__name__}: {exc}"
+        report.status = RunStatus.FAILED
+        report.detail = f"store unavailable: {reason}; the run did not start"
+        log.error("sync.not_started", reason=reason)
+    return report
+
+
+async def _run_locked(
+    deps: SyncDeps, opts: SyncOptions, report: SyncReport, started: float
+) -> None:
     async with deps.lock.hold():
         with structlog.contextvars.bound_contextvars(sync_run=report.run_id):
             run = _Run(deps, opts, report)
@@ -367,6 +429,9 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 if report.status is RunStatus.RUNNING:
                     report.status = RunStatus.SUCCESS
                     await run.save_marks()
+                    written = report.created + report.updated + report.deactivated + report.deleted
+                    if not opts.dry_run and worth_refreshing(written, report.read):
+                        await refresh_statistics(deps.engine)
             except* SyncSvcError as group:
                 exc = group.exceptions[0]
                 report.status = RunStatus.FAILED
@@ -382,11 +447,15 @@ async def run_sync(deps: SyncDeps, opts: SyncOptions) -> SyncReport:
                 # A bug or a store failure: still end the run record, never leave it "running".
                 exc = group.exceptions[0]
                 report.status = RunStatus.FAILED
-                report.detail = f"internal error: {type(exc).__name__}: {exc}"
-                log.exception("sync.crashed", exc_info=exc)
+                reason = unavailable_reason(exc)
+                if reason is not None:
+                    report.detail = f"store unavailable: {reason}; nothing was removed"
+                    log.error("sync.store_unavailable", reason=reason, error_type=type(exc).__name__)
+                else:
+                    report.detail = f"internal error: {type(exc).__name__}: {exc}"
+                    log.exception("sync.crashed", exc_info=exc)
             # Shielded: a shutdown arriving while the outcome is written must not lose it.
             await asyncio.shield(_close(run, started))
-    return report
 
 
 async def _close(run: _Run, started: float) -> None:
@@ -443,7 +512,15 @@ async def _execute(run: _Run) -> None:
     if run.opts.mode is RunMode.USER:
         await _one_user(run)
         return
-    mode, method, marks = await _choose_method(deps, run.opts.mode, info)
+    requested = run.opts.mode
+    if requested is RunMode.INCREMENTAL:
+        reason = await _rules_changed(deps)
+        if reason is not None:
+            # Otherwise the new rules would reach only the entries that happen to change.
+            log.warning("sync.rules_changed_full_run", reason=reason)
+            _note(report, reason)
+            requested = RunMode.FULL
+    mode, method, marks = await _choose_method(deps, requested, info)
     report.mode, report.method = mode, method
     queries = {
         EntryKind.USER: user_query(deps.ldap, deps.flavor, deps.user_attributes),

@@ -384,6 +384,83 @@
     }
   }
 
+  // ---- push targets (GET /admin/targets; hidden when none is configured) --------------------
+  function targetState(t) {
+    if (!t.enabled) return ["disabled", "pill"];
+    if (t.quarantined) return ["quarantined", "pill status-failed"];
+    if (t.consecutive_failures) return ["failing", "pill status-guarded"];
+    return ["ok", "pill status-success"];
+  }
+
+  function targetButton(label, title, action, cls) {
+    const b = el("button", label, cls || "link");
+    b.type = "button";
+    b.title = title;
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try { await action(); } catch (err) { targetMessage(err.message, true); }
+      finally { b.disabled = false; await refreshTargets(); }
+    });
+    return b;
+  }
+
+  function targetMessage(text, isError) {
+    const p = $("targets-message");
+    p.textContent = text;
+    p.className = isError ? "error" : "muted";
+  }
+
+  function targetRow(t, running) {
+    const tr = el("tr");
+    const [label, cls] = targetState(t);
+    const state = el("td");
+    state.append(el("span", label, cls));
+    if (t.quarantined && t.quarantine_reason) state.title = t.quarantine_reason;
+    else if (t.last_error) state.title = t.last_error;
+    const name = el("td", t.name);
+    name.title = t.url;
+    const actions = el("td");
+    const path = `/admin/targets/${encodeURIComponent(t.name)}`;
+    if (running && t.enabled && !t.quarantined) {
+      actions.append(targetButton("Push now", "Drain this target's queue now", async () => {
+        const r = await api("POST", `${path}/push`);
+        targetMessage(`${t.name}: pushed ${r.pushed}, removed ${r.removed}, failed ${r.failed}` +
+          (r.error ? ` (${r.error})` : "") + (r.held ? "; removals held by the guard" : ""),
+        Boolean(r.error));
+      }));
+      actions.append(targetButton("Check drift", "Reconcile as a dry run: show the diff", async () => {
+        const r = await api("POST", `${path}/reconcile?dry_run=true`);
+        targetMessage(`${t.name} drift: ${r.create.length} to create, ${r.update.length} to ` +
+          `update, ${r.remove.length} to remove, ${r.link.length} to link`);
+      }));
+    }
+    if (t.quarantined) {
+      actions.append(targetButton("Resume", "Lift the quarantine", async () => {
+        await api("POST", `${path}/resume`);
+        targetMessage(`${t.name} resumed.`);
+      }, "danger"));
+    }
+    const cells = [name, state, el("td", t.queue_depth), el("td", t.initial_done ? "done" : "pending"),
+      el("td", when(t.last_success)), el("td", t.consecutive_failures),
+      el("td", t.failed_resources), actions];
+    tr.append(...cells);
+    return tr;
+  }
+
+  async function refreshTargets() {
+    const section = $("targets");
+    try {
+      const data = await api("GET", "/admin/targets");
+      const targets = data.targets || [];
+      $("targets-table").tBodies[0].replaceChildren(
+        ...targets.map((t) => targetRow(t, data.running)));
+      section.hidden = targets.length === 0;
+    } catch (err) {
+      section.hidden = true;     // an older server without push: the page works without it
+      if (!(err instanceof ApiError)) console.error(err);
+    }
+  }
+
   // ---- refresh loop ------------------------------------------------------------------------
   async function refreshRuns() {
     const data = await api("GET", "/admin/runs?limit=20");
@@ -398,6 +475,7 @@
       renderStatus(status);
       await refreshRuns();
       await refreshQuality();
+      await refreshTargets();
     } catch (err) {
       if (err.status !== 401) message(`Could not refresh: ${err.message}`, true);
     }

@@ -1,0 +1,132 @@
+"""The benchmark scripts run from the command line and print every figure (no timings asserted).
+
+A tiny directory (200 users) and short load runs: this only proves that bench/bench_sync.py and
+bench/bench_scim.py work end to end, as bench/README.md tells people to run them, and that their
+output holds each figure RESULTS.md is written from, with the no-op sync writing nothing and no
+request failing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SYNC_PHASES = ("full", "noop_full", "incremental_timestamp", "change_feed_prime", "change_feed")
+SCIM_SCENARIOS = (
+    "get_by_id",
+    "filter_username_eq",
+    "filter_co",
+    "list_100_index",
+    "list_100_cursor",
+    "patch_profile",
+    "post_user",
+)
+LOAD_FIGURES = ("requests", "req_per_s", "p50_ms", "p99_ms", "errors")
+
+
+def run_script(name: str, *args: str, tmp_path: Path) -> tuple[dict[str, Any], str]:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / name), *args, "--data-dir", str(tmp_path / "data"),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stderr
+
+
+def test_bench_sync_prints_every_phase_with_its_baselines(tmp_path: Path) -> None:
+    result, summary = run_script(
+        "bench_sync.py",
+        "--users",
+        "200",
+        "--groups",
+        "10",
+        "--store",
+        "sqlite",
+        "--changes",
+        "20",
+        tmp_path=tmp_path,
+    )
+
+    assert result["entries"] == 210
+    for name in ("ldap3_paged_read", "ldapsearch", "syncsvc_source_read"):
+        baseline = result["baselines"][name]
+        assert (
+            baseline["seconds"] > 0
+            and baseline["peak_rss_mib"] > 0
+            and baseline["us_per_entry"] > 0
+        )
+        assert {"cpu_s", "cpu_us_per_entry", "slapd_cpu_s"} <= baseline.keys()
+    runs = result["sqlite"]
+    for phase in SYNC_PHASES:
+        run = runs[phase]
+        assert run["status"] == "success", run
+        assert run["seconds"] > 0 and run["peak_rss_mib"] > 0 and run["us_per_entry"] > 0
+        assert {"rows_written", "cpu_s", "cpu_us_per_entry", "slapd_cpu_s"} <= run.keys()
+    for phase in ("full", "noop_full", "change_feed_prime"):
+        assert {
+            "ratio_to_ldap3_read",
+            "ratio_to_ldapsearch",
+            "ratio_to_source_read",
+            "cpu_ratio_to_ldap3_read",
+        } <= runs[phase].keys()
+    for phase in ("incremental_timestamp", "change_feed"):
+        assert runs[phase]["baseline_ldap3"]["entries"] >= 20
+        assert runs[phase]["ratio_to_baseline_ldap3"] is not None
+        assert "cpu_ratio_to_baseline_ldap3" in runs[phase]
+    assert runs["full"]["rows_written"] == 210
+    assert runs["noop_full"]["rows_written"] == 0
+    assert runs["incremental_timestamp"]["updated"] == 20
+    assert (runs["change_feed"]["method"], runs["change_feed"]["updated"]) == ("contentsync", 20)
+    for phase in SYNC_PHASES:
+        assert phase in summary
+    # bench/report.py turns the same JSON into RESULTS.md's tables.
+    tables = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "report.py"), str(tmp_path / "bench_sync.py.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| sqlite / noop_full |" in tables
+
+
+def test_bench_scim_prints_every_scenario_against_its_baseline(tmp_path: Path) -> None:
+    result, summary = run_script(
+        "bench_scim.py",
+        "--users",
+        "200",
+        "--seconds",
+        "0.5",
+        "--connections",
+        "8",
+        tmp_path=tmp_path,
+    )
+
+    assert "read=210" in result["sync"]["summary"]
+    for name in SCIM_SCENARIOS:
+        scenario = result[name]
+        for side in ("syncsvc", "baseline"):
+            assert set(LOAD_FIGURES) <= scenario[side].keys()
+            assert scenario[side]["requests"] > 0
+            assert scenario[side]["errors"] == 0, scenario[side]["first_error"]
+        assert scenario["ratio_req_per_s"] > 0
+        assert scenario["bytes"] > 0
+        assert scenario["targets"]["zero_errors"] is True
+        assert name in summary
+    assert result["post_user"]["status"] == 201
+    assert result["patch_profile"]["status"] == 200
+    # Every list page holds 100 users; the cursor page was reached by following nextCursor.
+    assert result["list_100_index"]["bytes"] > 50 * result["get_by_id"]["bytes"]
+    assert result["list_100_cursor"]["bytes"] > 50 * result["get_by_id"]["bytes"]
+    tables = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "report.py"), str(tmp_path / "bench_scim.py.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| POST post_user |" in tables
