@@ -20,16 +20,16 @@ from typing import Any, NoReturn, TextIO, TypeVar, cast
 
 import click
 
+import syncsvc
 from syncsvc.auth import TokenInfo, create_token, list_tokens, revoke_token
 from syncsvc.domain import EntryKind, RunMode, RunStatus
 from syncsvc.enrich import compile_enrichment
-import syncsvc
 from syncsvc.errors import ConfigError, SyncSvcError
 from syncsvc.logconfig import configure_logging
 from syncsvc.mapping import compile_mapping
+from syncsvc.service import config_dir, open_service, open_store
 from syncsvc.settings import Settings, describe, find_config, load_settings
 from syncsvc.store import current_revision, head_revision, runs, upgrade
-from syncsvc.service import config_dir, open_service, open_store
 from syncsvc.sync import SyncOptions, SyncReport, run_sync
 
 __all__ = ["main"]

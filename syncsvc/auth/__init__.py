@@ -22,7 +22,15 @@ from syncsvc.auth.middleware import (
     require,
     token_of,
 )
-from syncsvc.auth.scopes import ADMIN, METRICS, SCIM_READ, SCIM_WRITE, VALID_SCOPES, grants, parse_scopes
+from syncsvc.auth.scopes import (
+    ADMIN,
+    METRICS,
+    SCIM_READ,
+    SCIM_WRITE,
+    VALID_SCOPES,
+    grants,
+    parse_scopes,
+)
 from syncsvc.auth.tokens import (
     TokenInfo,
     authenticate,

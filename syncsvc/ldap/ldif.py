@@ -25,8 +25,8 @@ from syncsvc.ldap.contentsync import ContentSyncResult
 from syncsvc.ldap.flavors import BINARY_ATTRIBUTES, Flavor
 from syncsvc.ldap.ldapfilter import FilterSyntaxError, matches, parse_filter
 from syncsvc.ldap.normalize import decode_attributes, to_entry
-from syncsvc.ldap.queries import SearchQuery
 from syncsvc.ldap.protocol import ServerInfo
+from syncsvc.ldap.queries import SearchQuery
 
 __all__ = ["LdifDirectory", "LdifSyntaxError", "ldif_path", "parse_ldif", "read_ldif_records"]
 

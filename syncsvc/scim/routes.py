@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from email.errors import MessageError
 from collections.abc import Mapping
+from email.errors import MessageError
 from typing import Any
 
 from aiohttp import web

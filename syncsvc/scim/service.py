@@ -31,6 +31,7 @@ from syncsvc.errors import (
     TooMany,
 )
 from syncsvc.scim import filters
+from syncsvc.scim.inputs import MAX_OFFSET, plausible_id
 from syncsvc.scim.patch import (
     apply_patch,
     changed_paths,
@@ -38,7 +39,6 @@ from syncsvc.scim.patch import (
     parse_patch,
     touches_members,
 )
-from syncsvc.scim.inputs import MAX_OFFSET, plausible_id
 from syncsvc.scim.projection import needs, project
 from syncsvc.scim.schema import PROFILE_USER
 from syncsvc.scim.serialize import (

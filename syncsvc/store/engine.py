@@ -24,8 +24,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from syncsvc.errors import StoreError
 from syncsvc import jsoncodec
+from syncsvc.errors import StoreError
 from syncsvc.settings import StoreSettings
 
 __all__ = ["MIGRATION_LOCK_KEY", "create_engine", "current_revision", "head_revision",

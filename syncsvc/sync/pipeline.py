@@ -26,19 +26,19 @@ from syncsvc.enrich.photos import PHOTO_ATTRIBUTES, photo_of
 from syncsvc.errors import ContentSyncRefreshRequired, SyncStopped, SyncSvcError
 from syncsvc.ldap import (
     Directory,
-    escape_filter_value,
     Flavor,
     SearchQuery,
     ServerInfo,
     changed_since,
+    escape_filter_value,
     group_query,
     user_query,
 )
 from syncsvc.mapping import CompiledMapping, map_group, map_user
 from syncsvc.settings import LdapSettings, SyncSettings
 from syncsvc.store import runs, state, unavailable_reason, writes
-from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.store.maintenance import refresh_statistics, worth_refreshing
+from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
 from syncsvc.sync.photos import PhotoPlan, apply_photos, plan_photos

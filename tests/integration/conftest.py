@@ -12,11 +12,14 @@ PostgreSQL is a failure, not a skip: CI must run them (``scripts/test`` installs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from syncsvc.settings import StoreSettings
+from syncsvc.store import create_engine, upgrade
 from tests.support import postgres
 from tests.support.slapd import Slapd, missing_tools
 
@@ -98,3 +101,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     admin_url: str = request.getfixturevalue("pg_admin_url")
     with postgres.fresh_database(admin_url) as url:
         yield url
+
+
+@pytest.fixture
+async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine of a fresh store at the head revision; disposed of after the test."""
+    engine = create_engine(StoreSettings(url=store_url))
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

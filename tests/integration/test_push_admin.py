@@ -16,7 +16,6 @@ from syncsvc.http import create_app
 from syncsvc.push import PUSH_RUNNER, state
 from syncsvc.push.runner import PushRunner
 from syncsvc.settings import Settings, StoreSettings, TargetAuthSettings, TargetSettings
-from syncsvc.store import create_engine, upgrade
 from tests.support.scim2server import Scim2Server, scim2_server  # noqa: F401 (fixture)
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -37,16 +36,6 @@ class Api:
 
 
 Make = Callable[..., Awaitable[Api]]
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(StoreSettings(url=store_url))
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

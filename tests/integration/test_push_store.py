@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,16 +23,6 @@ from tests.support import postgres
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 PUSH_TABLES = {"push_outbox", "push_target", "push_resource"}
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(StoreSettings(url=store_url))
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def tables(engine: AsyncEngine) -> set[str]:

@@ -19,6 +19,7 @@ from syncsvc.store.schema import SyncRunRow, UserRow
 from tests.integration.syncenv import settings_for, sync_once
 from tests.support.slapd import Slapd
 
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

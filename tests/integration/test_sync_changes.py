@@ -12,7 +12,6 @@ from tests.integration.syncenv import (
     settings_for,
     sync_once,
     users_by_name,
-    with_sync,
 )
 
 BASE = "dc=example,dc=com"
@@ -96,7 +95,7 @@ class TestDeletion:
         """A user gone from a full read is deactivated (not removed); re-added, it is active again."""
         settings = settings_for(slapd, store_url)
         await sync_once(settings)
-        ldif = slapd.search(f"(uid=noah.jones)", ["*"])
+        ldif = slapd.search("(uid=noah.jones)", ["*"])
         slapd.delete(f"uid=noah.jones,{SALES}")
         report = await sync_once(settings)
         assert (RunStatus.SUCCESS, 1, 0) == (report.status, report.deactivated, report.deleted)

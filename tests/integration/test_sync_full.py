@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from syncsvc.domain import RunStatus
 from syncsvc.store import runs
 from tests.integration.syncenv import (

@@ -10,7 +10,6 @@ found is refused).
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,6 @@ from syncsvc.settings import Settings, StoreSettings
 from syncsvc.store import create_engine, upgrade
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(StoreSettings(url=store_url))
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def _every_value(engine: AsyncEngine) -> list[str]:

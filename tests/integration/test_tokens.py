@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,23 +23,12 @@ from syncsvc.auth import (
     lookup_token,
     revoke_token,
 )
-from syncsvc.settings import StoreSettings
-from syncsvc.store import create_engine, current_revision, head_revision, upgrade
+from syncsvc.store import current_revision, head_revision, upgrade
 from syncsvc.store.engine import _alembic_config
 from syncsvc.store.schema import ApiTokenRow, Base
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 TOKENS = ApiTokenRow.__table__
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(StoreSettings(url=store_url))
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def make(engine: AsyncEngine, name: str, scopes: str, now: datetime = T0) -> str:

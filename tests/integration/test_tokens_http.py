@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -23,8 +23,6 @@ from syncsvc.auth import (
     token_of,
 )
 from syncsvc.errors import ScimError
-from syncsvc.settings import StoreSettings
-from syncsvc.store import create_engine, upgrade
 
 Client = TestClient[web.Request, web.Application]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,16 +55,6 @@ async def whoami(request: web.Request) -> web.Response:
 async def write(request: web.Request) -> web.Response:
     token = await require(request, SCIM_WRITE)  # reuses what the middleware accepted
     return web.json_response({"name": token.name})
-
-
-@pytest.fixture
-async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(StoreSettings(url=store_url))
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

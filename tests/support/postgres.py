@@ -74,7 +74,7 @@ def sqlalchemy_url(admin_url: str, database: str) -> str:
 async def _answers(url: str) -> bool:
     try:
         conn = await asyncpg.connect(_libpq_url(url), timeout=3)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     try:
         return bool(await conn.fetchval("SELECT 1") == 1)

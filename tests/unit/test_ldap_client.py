@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 from ldap3 import SYNC, Connection, Server
-from ldap3.core.exceptions import LDAPSessionTerminatedByServerError, LDAPSocketReceiveError, LDAPInvalidFilterError
+from ldap3.core.exceptions import (
+    LDAPInvalidFilterError,
+    LDAPSessionTerminatedByServerError,
+    LDAPSocketReceiveError,
+)
 from ldap3.utils.asn1 import decode_message_fast
 
 import syncsvc.ldap
-from syncsvc.errors import ConfigError, ContentSyncRefreshRequired, DirectoryError, DirectoryUnavailable
+from syncsvc.errors import (
+    ConfigError,
+    ContentSyncRefreshRequired,
+    DirectoryError,
+    DirectoryUnavailable,
+)
 from syncsvc.ldap import FLAVORS, Ldap3Directory, open_directory
 from syncsvc.ldap.client import _check, _install_raw_entry_decoder, ldap_errors, redact_url
 from syncsvc.ldap.contentsync import SYNC_STATE_OID
@@ -73,7 +81,7 @@ class TestLdapErrors:
 
     def test_socket_errors_are_unavailable(self) -> None:
         """Receive errors and plain OSErrors (timeouts) become DirectoryUnavailable."""
-        for exc in (LDAPSocketReceiveError("error receiving data"), socket.timeout("timed out")):
+        for exc in (LDAPSocketReceiveError("error receiving data"), TimeoutError("timed out")):
             with pytest.raises(DirectoryUnavailable):
                 with ldap_errors("ldap://h", "search"):
                     raise exc

@@ -23,7 +23,13 @@ from syncsvc.ldap.ldapfilter import (
     matches,
     parse_filter,
 )
-from syncsvc.ldap.ldif import LdifDirectory, LdifSyntaxError, ldif_path, parse_ldif, read_ldif_records
+from syncsvc.ldap.ldif import (
+    LdifDirectory,
+    LdifSyntaxError,
+    ldif_path,
+    parse_ldif,
+    read_ldif_records,
+)
 from syncsvc.settings import LdapSettings
 
 OPENLDAP = FLAVORS["openldap"]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from syncsvc.push.payload import group_payload, user_payload
 from syncsvc.push._plan import levels
+from syncsvc.push.payload import group_payload, user_payload
 from syncsvc.settings import TargetSettings
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

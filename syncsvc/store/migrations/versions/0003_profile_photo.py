@@ -7,8 +7,8 @@ Create Date: 2026-11-27 10:15:00.000000
 
 import re
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'
