@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -166,6 +167,54 @@ class TestOAuth2:
             await runner.cleanup()
         assert ["stale-token", scim2_server.token] == issued
         assert {"d1", "d2", "d3"} == set(scim2_server.users())
+
+
+class TestBasicAuth:
+    async def test_basic_credentials_reach_a_gateway_that_demands_them(
+        self, scim2_server: Scim2Server
+    ) -> None:
+        """HTTP Basic (RFC 7617, UTF-8): a gateway in front of the real server lets through
+        only the configured user and password; a wrong password stops the target."""
+        seen: list[str] = []
+
+        async def gateway(request: web.Request) -> web.StreamResponse:
+            kind, _, value = request.headers.get("Authorization", "").partition(" ")
+            creds = base64.b64decode(value).decode() if kind == "Basic" else ""
+            seen.append(creds)
+            if creds != "svc:p@ss wörd":
+                return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+            async with aiohttp.ClientSession() as session, session.request(
+                request.method, scim2_server.url + request.rel_url.path_qs.removeprefix("/gw"),
+                data=await request.read(),
+                headers={"Authorization": f"Bearer {scim2_server.token}",
+                         "Content-Type": request.headers.get("Content-Type", "application/scim+json")},
+            ) as upstream:
+                return web.Response(status=upstream.status, body=await upstream.read(),
+                                    content_type="application/scim+json")
+
+        app = web.Application()
+        app.router.add_route("*", "/gw/{tail:.*}", gateway)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/gw"
+        good = ScimClient(target_for(url, "", auth=TargetAuthSettings(
+            kind="basic", username="svc", password="p@ss wörd")), sleep=Sleeps())
+        bad = ScimClient(target_for(url, "", auth=TargetAuthSettings(
+            kind="basic", username="svc", password="wrong")), sleep=Sleeps())
+        try:
+            await good.create("Users", {"schemas": [USER], "userName": "basic.user"})
+            with pytest.raises(TargetUnavailable):
+                await bad.create("Users", {"schemas": [USER], "userName": "never"})
+        finally:
+            await good.aclose()
+            await bad.aclose()
+            await runner.cleanup()
+        assert "basic.user" in set(scim2_server.users())
+        assert "never" not in set(scim2_server.users())
+        assert {"svc:p@ss wörd", "svc:wrong"} == set(seen)
 
 
 class TestRetryAfter:
