@@ -7,6 +7,7 @@ LDAP source -> :class:`LdapEntry` -> mapping -> :class:`UserRecord` / :class:`Gr
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,9 @@ class RunStatus(enum.StrEnum):
     GUARDED = "guarded"
 
 
+# Manager and member DNs recur thousands of times in a run (a profile found 11% of a full
+# sync's CPU here); a small cache keeps the common ones without holding every DN of a run.
+@functools.lru_cache(maxsize=4096)
 def normalize_dn(dn: str) -> str:
     """Comparable form of a DN: lower-case, no blanks around ``=`` and ``,``.
 

@@ -10,12 +10,12 @@ themselves; a page's upserts are captured by :func:`capture_page` once the page 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -361,10 +361,33 @@ async def _bump(conn: AsyncConnection, table: Table, ids: Sequence[str], now: da
         )
 
 
-async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutcome:
-    """Point each user's manager_id at the user whose DN its manager attribute names."""
+# Past this many users read, an incremental run resolves managers over the whole table: the
+# scoped statement's IN list would approach SQLite's bound-parameter limit.
+SCOPED_MANAGERS_MAX = 5000
+
+
+def _manager_scope(anchors: Collection[str] | None) -> ColumnElement[bool] | None:
+    """Users whose manager may have changed when only ``anchors`` were read: those users, and
+    the users who name one of them as manager (a manager added or renamed in this run)."""
+    if anchors is None or len(anchors) > SCOPED_MANAGERS_MAX:
+        return None
+    read = USERS.alias("read")
+    read_dns = select(read.c.dn_norm).where(read.c.anchor.in_(list(anchors)))
+    return or_(USERS.c.anchor.in_(list(anchors)), USERS.c.manager_dn_norm.in_(read_dns))
+
+
+async def resolve_managers(
+    conn: AsyncConnection, ctx: WriteContext, anchors: Collection[str] | None = None
+) -> PageOutcome:
+    """Point each user's manager_id at the user whose DN its manager attribute names.
+
+    ``anchors``: the users an incremental run read; only they and their reports can have a
+    new manager, so the statement need not visit the whole table (at 100k users it took
+    0.4-0.9 s, more than an incremental run of 100 changes may take). None: every user.
+    """
     out = PageOutcome()
     manager = USERS.alias("manager")
+    scope = _manager_scope(anchors)
     target = (
         select(manager.c.id)
         .where(manager.c.dn_norm == USERS.c.manager_dn_norm)
@@ -374,7 +397,8 @@ async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutc
     if not ctx.dry_run:
         stmt = (
             update(USERS)
-            .where(USERS.c.origin == "ldap", USERS.c.manager_id.is_distinct_from(target))
+            .where(USERS.c.origin == "ldap", USERS.c.manager_id.is_distinct_from(target),
+                   *(() if scope is None else (scope,)))
             .values(
                 manager_id=target,
                 # A row this run already wrote has its new version; do not count the change twice.
@@ -395,7 +419,8 @@ async def resolve_managers(conn: AsyncConnection, ctx: WriteContext) -> PageOutc
         select(USERS.c.dn, USERS.c.manager_dn_norm).where(
             USERS.c.manager_dn_norm.is_not(None), ~select(manager.c.id).where(
                 manager.c.dn_norm == USERS.c.manager_dn_norm
-            ).exists()
+            ).exists(),
+            *(() if scope is None else (scope,)),
         )
     )
     out.problems.extend(Problem(dn or "", f"manager {m} not found") for dn, m in dangling)

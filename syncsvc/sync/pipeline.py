@@ -252,7 +252,8 @@ class _Run:
                 conn, self.ctx, group_ids=None if all_groups else self.changed_groups,
                 already_bumped=bumped,
             )
-            managers = await writes.resolve_managers(conn, self.ctx)
+            managers = await writes.resolve_managers(
+                conn, self.ctx, anchors=None if all_groups else self.seen[EntryKind.USER])
         for outcome in (members, managers):
             self.report.problems.extend(outcome.problems)
             self.report.changes.extend(outcome.changes)

@@ -83,6 +83,32 @@ class TestIncremental:
             users = await users_by_name(service)
         assert users["alan.turing"].id == users["linus.torvalds"].manager_id
 
+    async def test_manager_added_later_is_resolved_for_reports_not_reread(
+        self, slapd, store_url
+    ) -> None:
+        """An incremental run reads only the new manager; the report it names (unchanged, not
+        re-read) points at it all the same, and users outside the run keep their managers."""
+        settings = settings_for(slapd, store_url, ldap_change_feed="timestamp")
+        await sync_once(settings)
+        slapd.modify(f"dn: uid=linus.torvalds,{ENG}\nchangetype: modify\nreplace: manager\n"
+                     f"manager: uid=new.boss,{ENG}\n")
+        dangling = await sync_once(settings, RunMode.INCREMENTAL)
+        assert [f"manager uid=new.boss,{ENG.lower()} not found"] == [
+            p.reason for p in dangling.problems if "linus" in p.dn]
+        async with pipeline(settings) as service:
+            before = await users_by_name(service)
+        assert before["linus.torvalds"].manager_id is None
+
+        slapd.add(f"dn: uid=new.boss,{ENG}\nobjectClass: inetOrgPerson\nuid: new.boss\n"
+                  "cn: New Boss\nsn: Boss\nmail: new.boss@example.com\n")
+        report = await sync_once(settings, RunMode.INCREMENTAL)
+        assert (RunStatus.SUCCESS, 1) == (report.status, report.created)
+        async with pipeline(settings) as service:
+            after = await users_by_name(service)
+        assert after["new.boss"].id == after["linus.torvalds"].manager_id
+        unchanged = {n: (u.manager_id, u.version) for n, u in before.items() if n != "linus.torvalds"}
+        assert unchanged == {n: (after[n].manager_id, after[n].version) for n in unchanged}
+
     async def test_incremental_without_a_mark_runs_full(self, slapd, store_url) -> None:
         """The first incremental run has nothing to start from: it reads everything."""
         settings = settings_for(slapd, store_url, ldap_change_feed="timestamp")
