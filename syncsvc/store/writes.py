@@ -397,8 +397,10 @@ async def resolve_managers(
     if not ctx.dry_run:
         stmt = (
             update(USERS)
-            .where(USERS.c.origin == "ldap", USERS.c.manager_id.is_distinct_from(target),
-                   *(() if scope is None else (scope,)))
+            # The scope first: it is cheap, and it spares the correlated subquery for every
+            # row it excludes.
+            .where(*(() if scope is None else (scope,)), USERS.c.origin == "ldap",
+                   USERS.c.manager_id.is_distinct_from(target))
             .values(
                 manager_id=target,
                 # A row this run already wrote has its new version; do not count the change twice.
@@ -417,10 +419,10 @@ async def resolve_managers(
             out.updated = result.rowcount or 0
     dangling = await conn.execute(
         select(USERS.c.dn, USERS.c.manager_dn_norm).where(
+            *(() if scope is None else (scope,)),
             USERS.c.manager_dn_norm.is_not(None), ~select(manager.c.id).where(
                 manager.c.dn_norm == USERS.c.manager_dn_norm
             ).exists(),
-            *(() if scope is None else (scope,)),
         )
     )
     out.problems.extend(Problem(dn or "", f"manager {m} not found") for dn, m in dangling)
