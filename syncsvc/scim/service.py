@@ -180,6 +180,15 @@ class ScimService:
             raise NotFound(f"{kind.name} {resource_id} not found")
         return row
 
+    async def _load_for_reading(
+        self, conn: AsyncConnection, kind: Kind, resource_id: str, parts: frozenset[str]
+    ) -> Row[Any]:
+        """The row with what rendering ``parts`` needs folded in (render it ``folded``)."""
+        row = await store.get(conn, kind.table, resource_id, columns=self._read_columns(kind, parts))
+        if row is None:
+            raise NotFound(f"{kind.name} {resource_id} not found")
+        return row
+
     def _read_columns(self, kind: Kind, parts: frozenset[str]) -> Sequence[Any]:
         """What a read selects beside the rows, so that rendering them needs no more queries."""
         if kind.name != "User":
@@ -193,10 +202,7 @@ class ScimService:
     ) -> Result:
         parts = needs(kind.name, attributes, excluded)
         async with self._engine.connect() as conn:
-            row = await store.get(conn, kind.table, resource_id,
-                                  columns=self._read_columns(kind, parts))
-            if row is None:
-                raise NotFound(f"{kind.name} {resource_id} not found")
+            row = await self._load_for_reading(conn, kind, resource_id, parts)
             tag = etag(row.version)
             if _etag_matches(if_none_match, tag):
                 raise NotModified("not modified")
@@ -344,9 +350,9 @@ class ScimService:
         """The written resource as the response shows it: RFC 7644 §3.9 lets a POST, PUT or
         PATCH ask for ``attributes``/``excludedAttributes``; ``excludedAttributes=members``
         then loads no members (a PATCH of a large group answers without reading them)."""
-        row = await self._load(conn, kind, resource_id)
         parts = needs(kind.name, attributes, excluded)
-        body = (await self._render(conn, kind, [row], parts, base_url))[0]
+        row = await self._load_for_reading(conn, kind, resource_id, parts)
+        body = (await self._render(conn, kind, [row], parts, base_url, folded=True))[0]
         location = body["meta"]["location"]
         projected = _shape(body, kind, attributes, excluded)
         return Result(projected, etag(row.version), location)
