@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["refresh_statistics", "worth_refreshing"]
+__all__ = ["analyze_while_loading", "refresh_statistics", "worth_refreshing"]
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +23,29 @@ log = structlog.get_logger(__name__)
 _TABLES: Final = ("scim_user", "scim_user_email", "scim_group", "scim_group_member")
 _MIN_ROWS: Final = 1000
 _SHARE: Final = 0.1
+
+
+# Pages of new rows after which a run that is filling the store re-analyzes it: each time the
+# tables have grown about eightfold, so a run of N pages analyzes log8(N) times.
+_ANALYZE_AT_PAGES: Final = frozenset({1, 8, 64, 512, 4096})
+
+
+async def analyze_while_loading(engine: AsyncEngine, pages_with_new_rows: int) -> None:
+    """ANALYZE on PostgreSQL while a run fills the store, at :data:`_ANALYZE_AT_PAGES`.
+
+    Without statistics the planner scanned whole tables for the per-page lookups by key (the
+    emails of a page, the member DNs of a group): at 1M users on a server with autovacuum
+    off, 1,000 pages each scanned every email row written so far (499.5 million rows read)
+    and each 1000-DN member lookup took 740 ms instead of 29 ms. Autovacuum catches up within
+    a minute or two where it runs; this does not depend on it.
+    """
+    if engine.dialect.name != "postgresql" or pages_with_new_rows not in _ANALYZE_AT_PAGES:
+        return
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ANALYZE {', '.join(_TABLES)}"))
+    except SQLAlchemyError as exc:
+        log.warning("store.statistics_not_refreshed", error=str(exc).splitlines()[0])
 
 
 def worth_refreshing(rows_written: int, rows_total: int) -> bool:

@@ -37,7 +37,7 @@ from syncsvc.ldap import (
 from syncsvc.mapping import CompiledMapping, map_group, map_user
 from syncsvc.settings import LdapSettings, SyncSettings
 from syncsvc.store import runs, state, unavailable_reason, writes
-from syncsvc.store.maintenance import refresh_statistics, worth_refreshing
+from syncsvc.store.maintenance import analyze_while_loading, refresh_statistics, worth_refreshing
 from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
@@ -130,6 +130,7 @@ class _Run:
         self.ctx = WriteContext(now=deps.clock(), dry_run=opts.dry_run, keep_changes=opts.dry_run,
                                 capture=deps.capture_changes)
         self.seen: dict[EntryKind, set[str]] = {EntryKind.USER: set(), EntryKind.GROUP: set()}
+        self.pages_with_new_rows = 0  # the store is being filled: see analyze_while_loading
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
         self.cookies: dict[EntryKind, bytes | None] = {}
@@ -206,6 +207,9 @@ class _Run:
         write.add_done_callback(self.writes.discard)
         outcome = await asyncio.shield(write)
         self.report.add(outcome)
+        if outcome.created and not self.ctx.dry_run:
+            self.pages_with_new_rows += 1
+            await analyze_while_loading(self.deps.engine, self.pages_with_new_rows)
         self.opts.progress.advance(kind, len(entries))
         log.info("sync.page_written", kind=kind.value, entries=len(entries),
                  created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged)
