@@ -40,6 +40,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gen_ldif import cached_ldif  # bench/, the script's own folder, is on sys.path
+
 from syncsvc.auth import create_token
 from syncsvc.domain import RunMode
 from syncsvc.http import create_app
@@ -136,32 +138,6 @@ async def store_url(store: str, tmp: Path) -> AsyncIterator[str]:
         await postgres.drop_database(admin, name)
 
 
-def ldif_for(data_dir: Path, users: int, groups: int, seed: int) -> Path:
-    """The same files bench_sync.py makes and reuses (operational attributes included)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / f"u{users}-g{groups}-s{seed}.ldif"
-    if not path.exists():
-        partial = path.with_suffix(".partial")
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "gen_ldif.py"),
-                "--users",
-                str(users),
-                "--groups",
-                str(groups),
-                "--seed",
-                str(seed),
-                "--with-operational",
-                "-o",
-                str(partial),
-            ],
-            check=True,
-        )
-        partial.rename(path)
-    return path
-
-
 async def scenarios(
     session: aiohttp.ClientSession, base: str, users: int, wanted: tuple[str, ...]
 ) -> list[Scenario]:
@@ -250,7 +226,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     groups = args.groups if args.groups is not None else max(1, users // 20)
-    ldif = ldif_for(Path(args.data_dir), users, groups, args.seed)
+    ldif = cached_ldif(Path(args.data_dir), users, groups, args.seed)
     results: dict[str, Any] = {
         "users": users,
         "groups": groups,

@@ -40,6 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gen_ldif import cached_ldif  # bench/, the script's own folder, is on sys.path
+
 PAGED_OID = "1.2.840.113556.1.4.319"
 PASSWORD_ENV = "BENCH_LDAP_PASSWORD"  # the service password reaches the phase subprocesses here
 STORES = ("sqlite", "postgresql")
@@ -284,33 +286,6 @@ def phase_main(name: str, spec_json: str) -> None:
 # -- the parent: data, slapd, baselines, phases, report -----------------------------------------
 
 
-def ldif_for(data_dir: Path, users: int, groups: int, seed: int) -> Path:
-    """The generated directory, made once per size and seed (with operational attributes, so
-    modifyTimestamp is spread over past years and an incremental run reads only what changed)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / f"u{users}-g{groups}-s{seed}.ldif"
-    if not path.exists():
-        partial = path.with_suffix(".partial")
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "gen_ldif.py"),
-                "--users",
-                str(users),
-                "--groups",
-                str(groups),
-                "--seed",
-                str(seed),
-                "--with-operational",
-                "-o",
-                str(partial),
-            ],
-            check=True,
-        )
-        partial.rename(path)
-    return path
-
-
 def user_dns(ldif: Path) -> list[str]:
     with ldif.open(encoding="utf-8") as lines:
         return [line[4:].rstrip("\n") for line in lines if line.startswith("dn: uid=")]
@@ -420,7 +395,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.slapd import Slapd
 
     stores = STORES if args.store == "both" else (args.store,)
-    ldif = ldif_for(Path(args.data_dir), args.users, args.groups, args.seed)
+    ldif = cached_ldif(Path(args.data_dir), args.users, args.groups, args.seed)
     os.environ.setdefault("SYNCSVC_TEST_SLAPD_DEBUG", "0")  # no per-operation log while measuring
     out: dict[str, Any] = {
         "users": args.users,

@@ -333,5 +333,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def cached_ldif(data_dir: Path, users: int, groups: int, seed: int) -> Path:
+    """The generated directory, made once per size and seed under ``data_dir`` and reused (with
+    operational attributes, so modifyTimestamp is spread over past years and an incremental run
+    reads only what changed). Written through a ``.partial`` file: an interrupted run leaves no
+    truncated LDIF behind to be reused."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"u{users}-g{groups}-s{seed}.ldif"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        main(["--users", str(users), "--groups", str(groups), "--seed", str(seed),
+              "--with-operational", "-o", str(partial)])
+        partial.rename(path)
+    return path
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar, cast
@@ -570,6 +570,28 @@ def targets_status(obj: _Ctx, name: str | None, as_json: bool) -> None:
             click.echo(f"  last error: {s['last_error']}")
 
 
+def _on_target(settings: Settings, name: str, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``action(engine)`` for target ``name`` (every target has its state row first), with
+    the CLI's one-line errors for a quarantined target, a bad config and any other failure."""
+    from syncsvc.errors import TargetQuarantined
+    from syncsvc.push import state
+
+    async def go() -> Any:
+        async with open_store(settings) as engine:
+            async with engine.begin() as conn:
+                await state.ensure_targets(conn, [t.name for t in settings.targets])
+            return await action(engine)
+
+    try:
+        return asyncio.run(go())
+    except TargetQuarantined as exc:
+        _fail(f"target {name!r} is quarantined: {exc} (syncsvc targets resume {name})")
+    except ConfigError as exc:
+        _fail("; ".join(exc.problems), EXIT_CONFIG)
+    except SyncSvcError as exc:
+        _fail(str(exc))
+
+
 @targets.command("push")
 @click.argument("name")
 @click.option("--allow-removals", is_flag=True,
@@ -581,10 +603,6 @@ def targets_push(obj: _Ctx, name: str, allow_removals: bool, as_json: bool) -> N
 
     Exit 0 when all went, 1 when the target failed or is quarantined, 3 when removals were held.
     """
-    import dataclasses
-
-    from syncsvc.errors import TargetQuarantined
-    from syncsvc.push import state
     from syncsvc.push.worker import PushWorker
 
     settings = obj.settings()
@@ -592,24 +610,14 @@ def targets_push(obj: _Ctx, name: str, allow_removals: bool, as_json: bool) -> N
     if not target.enabled:
         _fail(f"target {name!r} is disabled (enabled = false)")
 
-    async def go() -> Any:
-        async with open_store(settings) as engine:
-            async with engine.begin() as conn:
-                await state.ensure_targets(conn, [t.name for t in settings.targets])
-            worker = PushWorker(engine, target)
-            try:
-                return await worker.drain(allow_removals=allow_removals)
-            finally:
-                await worker.aclose()
+    async def drain(engine: Any) -> Any:
+        worker = PushWorker(engine, target)
+        try:
+            return await worker.drain(allow_removals=allow_removals)
+        finally:
+            await worker.aclose()
 
-    try:
-        report = asyncio.run(go())
-    except TargetQuarantined as exc:
-        _fail(f"target {name!r} is quarantined: {exc} (syncsvc targets resume {name})")
-    except ConfigError as exc:
-        _fail("; ".join(exc.problems), EXIT_CONFIG)
-    except SyncSvcError as exc:
-        _fail(str(exc))
+    report = _on_target(settings, name, drain)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), indent=2))
     else:
@@ -634,27 +642,13 @@ def targets_push(obj: _Ctx, name: str, allow_removals: bool, as_json: bool) -> N
 @pass_ctx
 def targets_reconcile(obj: _Ctx, name: str, dry_run: bool, as_json: bool) -> None:
     """Compare NAME with the store (list the target) and repair the drift unless --dry-run."""
-    from syncsvc.errors import TargetQuarantined
-    from syncsvc.push import state
     from syncsvc.push.reconcile import reconcile
 
     settings = obj.settings()
     target = _target_named(settings, name)
 
-    async def go() -> Any:
-        async with open_store(settings) as engine:
-            async with engine.begin() as conn:
-                await state.ensure_targets(conn, [t.name for t in settings.targets])
-            return await reconcile(engine, target, dry_run=dry_run)
-
-    try:
-        report = asyncio.run(go())
-    except TargetQuarantined as exc:
-        _fail(f"target {name!r} is quarantined: {exc} (syncsvc targets resume {name})")
-    except ConfigError as exc:
-        _fail("; ".join(exc.problems), EXIT_CONFIG)
-    except SyncSvcError as exc:
-        _fail(str(exc))
+    report = _on_target(settings, name,
+                        lambda engine: reconcile(engine, target, dry_run=dry_run))
     body = report.as_dict()
     if as_json:
         click.echo(json.dumps(body, indent=2, default=str))

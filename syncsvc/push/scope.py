@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,20 +62,10 @@ class Scope:
 
     async def users_in(self, conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` that are users in scope (an id that is no user is not)."""
-        out: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            part = ids[start : start + _CHUNK]
-            out.update(await conn.scalars(
-                select(USERS.c.id).where(USERS.c.id.in_(part), self.user_clause())))
-        return out
+        return await _in_scope(conn, USERS.c.id, self.user_clause(), ids)
 
     async def groups_in(self, conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
-        out: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            part = ids[start : start + _CHUNK]
-            out.update(await conn.scalars(
-                select(GROUPS.c.id).where(GROUPS.c.id.in_(part), self.group_clause())))
-        return out
+        return await _in_scope(conn, GROUPS.c.id, self.group_clause(), ids)
 
     async def count_users(self, conn: AsyncConnection) -> int:
         return int(await conn.scalar(
@@ -96,3 +87,14 @@ async def load_scope(conn: AsyncConnection, target: TargetSettings) -> Scope:
             found |= frontier
         group_ids = frozenset(found)
     return Scope(target, conn.dialect.name, group_ids)
+
+
+async def _in_scope(
+    conn: AsyncConnection, id_column: Any, clause: ColumnElement[bool], ids: Sequence[str]
+) -> set[str]:
+    """Those of ``ids`` whose rows meet ``clause``, asked in chunks (bound-parameter limits)."""
+    out: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        part = ids[start : start + _CHUNK]
+        out.update(await conn.scalars(select(id_column).where(id_column.in_(part), clause)))
+    return out
