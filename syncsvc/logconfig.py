@@ -10,14 +10,14 @@ a freshly created token.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
+import traceback
 from typing import Any, Final, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from syncsvc.redact import redact_tree
 from syncsvc.settings import LogSettings
@@ -49,12 +49,18 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def _redacted_plain_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """structlog's plain formatter (no Rich), redacted a line at a time."""
+    text = "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+    sio.write("\n" + "\n".join(redact_tree(line) for line in text.split("\n")))
+
+
 def _console_renderer(colors: bool) -> structlog.dev.ConsoleRenderer:
-    # Rich tracebacks show local variables by default, and locals hold passwords.
-    formatter: Any = structlog.dev.plain_traceback
-    if importlib.util.find_spec("rich") is not None:
-        formatter = structlog.dev.RichTracebackFormatter(show_locals=False)
-    return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)
+    # Plain tracebacks, redacted line by line: Rich's show local variables (which hold
+    # passwords) and wrap long lines, which would split a secret past any redaction. The JSON
+    # format redacts the structured traceback; here the formatter must do it itself, since
+    # RedactSecrets sees only the exc_info tuple.
+    return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=_redacted_plain_traceback)
 
 
 def _chain(settings: LogSettings, stream: TextIO) -> tuple[list[Processor], Processor]:

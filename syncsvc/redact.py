@@ -28,6 +28,8 @@ _WORDS: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 # malformed request) must not write the token of the client that sent it.
 _TOKEN: Final = re.compile(r"scs_[A-Za-z0-9_-]{8,}")
 
+_AUTHORITY_END: Final = re.compile(r"[/?#\s]")
+
 _MAX_DEPTH: Final = 8  # log values nest a little (headers, tracebacks); stop before a cycle bites
 
 
@@ -41,26 +43,28 @@ def is_secret_key(key: str) -> bool:
 
 
 def mask_url_password(url: str) -> str:
-    """Replace the password of ``scheme://user:password@host/...`` with ``***``.
+    """Replace the password of ``scheme://user:password@host/...`` with ``***``, in every URL of
+    ``url`` (a message may name two: "copying from a://u:p@x to b://v:q@y").
 
-    Anything else (no scheme, no userinfo, no password) is returned unchanged. The password is
+    Anything else (no scheme, no userinfo, no password) is left unchanged. The password is
     everything between the first ``:`` and the last ``@`` of the authority, so an unencoded ``@``
-    inside it is masked too.
+    inside it is masked too; the authority ends at ``/``, ``?``, ``#`` or white space.
     """
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        return url
-    start = scheme_end + 3
-    end = len(url)
-    for stop in "/?#":
-        pos = url.find(stop, start)
-        if pos >= 0:
-            end = min(end, pos)
-    userinfo, at, host = url[start:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{url[:start]}{user}:{MASK}@{host}{url[end:]}"
+    out: list[str] = []
+    done = 0
+    while (scheme_end := url.find("://", done)) >= 0:
+        start = scheme_end + 3
+        match = _AUTHORITY_END.search(url, start)
+        end = match.start() if match else len(url)
+        userinfo, at, host = url[start:end].rpartition("@")
+        out.append(url[done:start])
+        if at and ":" in userinfo:
+            out.append(f"{userinfo.split(':', 1)[0]}:{MASK}@{host}")
+        else:
+            out.append(url[start:end])
+        done = end
+    out.append(url[done:])
+    return "".join(out)
 
 
 def redact_tree(value: Any, _depth: int = 0) -> Any:

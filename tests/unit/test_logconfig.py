@@ -27,6 +27,9 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 Level = Literal["debug", "info", "warning", "error"]
+# Far from the tests that raise with it: a traceback shows the source lines around each frame,
+# and the value must not be there for the wrong reason (source code is not a runtime secret).
+DB_PASSWORD = "hunter2"
 
 
 class _Tty(io.StringIO):
@@ -102,6 +105,37 @@ class TestConsole:
         assert "x.y" in text and not text.lstrip().startswith("{")
         assert "s3cret" not in text
 
+    def test_secrets_in_a_traceback_are_masked(self) -> None:
+        """log.exception on a terminal hides a URL password and an API token in the exception
+        message, as the JSON format does."""
+        stream = _Tty()
+        configure_logging(LogSettings(format="console"), stream=stream)
+        token = "scs_" + "Ab3_-" * 8 + "xyz"
+
+        try:
+            raise ValueError(f"db://syncsvc:{DB_PASSWORD}@db/x {token}")
+        except ValueError:
+            structlog.get_logger().exception("store.connect_failed")
+
+        text = stream.getvalue()
+        assert "store.connect_failed" in text and "ValueError" in text
+        assert "hunter2" not in text and token not in text
+        assert "scs_***" in text
+
+    def test_secrets_in_a_library_traceback_are_masked(self) -> None:
+        """A library logging an exception through stdlib logging gets the same masking."""
+        stream = _Tty()
+        configure_logging(LogSettings(format="console"), stream=stream)
+
+        try:
+            raise ConnectionError(f"connect to postgresql://u:{DB_PASSWORD}@db/x failed")
+        except ConnectionError:
+            logging.getLogger("sqlalchemy.pool").error("pool error", exc_info=True)
+
+        text = stream.getvalue()
+        assert "pool error" in text and "ConnectionError" in text
+        assert "hunter2" not in text
+
 
 class TestStdlib:
     def test_library_warnings_are_structured(self) -> None:
@@ -169,6 +203,7 @@ class TestRedactSecrets:
         ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
         ("ldap://h:389", "ldap://h:389"),
         ("http://user@h/", "http://user@h/"),
+        ("copy a://u:p@x/y to b://v:q@h:5 now", "copy a://u:***@x/y to b://v:***@h:5 now"),
     ])
     def test_url_password_masking(self, url: str, expected: str) -> None:
         """Only the password part of a URL's authority is hidden."""
