@@ -134,6 +134,8 @@ class ScimSettings:
     bulk_max_operations: int = 1000
     bulk_max_payload: int = 1_048_576  # bytes
     max_request_bytes: int = 1_048_576  # any other request body
+    # Rendered GET answers kept until the store changes (syncsvc.scim.cache); 0: no cache.
+    response_cache_bytes: int = 64 * 1_048_576
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,11 +18,14 @@ from syncsvc.http.pathparams import storable_path_params
 from syncsvc.http.probe import DirectoryProbe
 from syncsvc.profiles import routes as profile_routes
 from syncsvc.scim import routes as scim_routes
+from syncsvc.scim.cache import ResponseCache
 from syncsvc.scim.middleware import request_context, scim_errors
 from syncsvc.scim.service import ScimService
 from syncsvc.scim.state import SCIM, ScimState
 from syncsvc.settings import Settings
 from syncsvc.store import unavailable_reason
+from syncsvc.store.changes import StoreChanges
+from syncsvc.store.loopreads import loop_reader_for
 
 __all__ = ["ENGINE", "create_app"]
 
@@ -71,8 +76,16 @@ def create_app(
     app[ENGINE_FOR_METRICS] = engine
     app.router.add_get("/metrics", metrics.handler)
     app[AUTHENTICATOR] = TokenAuthenticator(engine)
-    app[SCIM] = ScimState(service=ScimService(engine, scim, capture=bool(settings.targets)),
-                          settings=scim)
+    changes = StoreChanges(engine)
+    loop_reader = loop_reader_for(engine)
+    app.on_startup.append(lambda _app: changes.start())
+    app.on_cleanup.append(lambda _app: changes.aclose())
+    if loop_reader is not None:
+        app.on_cleanup.append(lambda _app: asyncio.to_thread(loop_reader.close))
+    service = ScimService(engine, scim, capture=bool(settings.targets), loop_reader=loop_reader)
+    cache = ResponseCache(changes, scim.response_cache_bytes)
+    metrics.watch_cache(cache)
+    app[SCIM] = ScimState(service=service, settings=scim, cache=cache)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     scim_routes.add_routes(app)

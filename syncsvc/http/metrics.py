@@ -1,10 +1,10 @@
-"""Prometheus metrics: sync runs, SCIM requests, store size, push targets. One registry per app,
+"""Prometheus metrics: sync runs, SCIM requests and response cache, store size, push targets. One registry per app,
 no globals."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -16,11 +16,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.admin.targets import TARGETS
 from syncsvc.push import state as push_state
+from syncsvc.scim.cache import ResponseCache
 from syncsvc.store.schema import GroupRow, UserRow
 
 __all__ = ["METRICS", "Metrics"]
@@ -64,8 +67,16 @@ class Metrics:
                                      "Failed attempts in a row", ["target"], registry=r)
         self.refused = Gauge("syncsvc_push_refused_resources",
                              "Resources whose last push the target refused", ["target"], registry=r)
+        self._cache_collector: _CacheCollector | None = None
         self.target_success = Gauge("syncsvc_push_last_success_timestamp_seconds",
                                     "When the target last answered a push", ["target"], registry=r)
+
+    def watch_cache(self, cache: ResponseCache) -> None:
+        """Export the SCIM response cache's hits, misses and size (read at scrape time)."""
+        if self._cache_collector is not None:
+            self.registry.unregister(self._cache_collector)
+        self._cache_collector = _CacheCollector(cache)
+        self.registry.register(self._cache_collector)
 
     def observe_run(self, report: Any) -> None:
         """Count a finished run (a SyncReport)."""
@@ -135,6 +146,20 @@ class Metrics:
             await self._observe_targets(engine, names)
         return web.Response(body=generate_latest(self.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _CacheCollector(Collector):
+    def __init__(self, cache: ResponseCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._cache
+        yield CounterMetricFamily("syncsvc_scim_cache_hits", "SCIM reads answered from the cache",
+                                  value=c.hits)
+        yield CounterMetricFamily("syncsvc_scim_cache_misses",
+                                  "SCIM reads the cache could not answer", value=c.misses)
+        yield GaugeMetricFamily("syncsvc_scim_cache_bytes", "Bytes the cache holds",
+                                value=c.size_bytes)
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -10,11 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from syncsvc.errors import InvalidSyntax, InvalidValue, NotFound, PayloadTooLarge
+from syncsvc import jsoncodec
+from syncsvc.errors import InvalidSyntax, InvalidValue, NotFound, NotModified, PayloadTooLarge
 from syncsvc.scim.discovery import resource_type, resource_types, service_provider_config
 from syncsvc.scim.inputs import MAX_DEPTH, MAX_OFFSET, check_document, plausible_id
-from syncsvc.scim.middleware import scim_json
+from syncsvc.scim.cache import CachedResponse
+from syncsvc.scim.middleware import scim_bytes, scim_json
 from syncsvc.scim.schema import load_schemas
+from syncsvc.scim.serialize import etag_matches
 from syncsvc.scim.service import KINDS, Kind, ListQuery, Result, ScimService
 from syncsvc.scim.state import SCIM, ScimState
 
@@ -133,8 +136,17 @@ def _one(result: Result, status: int = 200) -> web.Response:
 
 
 async def list_resources(request: web.Request) -> web.Response:
-    query = _list_query(request.query)
-    return scim_json(await _service(request).list(_kind(request), query, base_url=_base_url(request)))
+    base_url = _base_url(request)
+    cache = request.app[SCIM].cache
+    key = (base_url, request.path_qs)
+    hit = cache.get(key)
+    if hit is None:
+        token = cache.token()
+        query = _list_query(request.query)
+        body = jsoncodec.dumps(await _service(request).list(_kind(request), query, base_url=base_url))
+        hit = CachedResponse(body)
+        cache.put(key, token, hit)
+    return scim_bytes(hit.body)
 
 
 async def search(request: web.Request) -> web.Response:
@@ -150,13 +162,23 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def get_resource(request: web.Request) -> web.Response:
-    q = {k.lower(): v for k, v in request.query.items()}
-    result = await _service(request).get(
-        _kind(request), _resource_id(request), base_url=_base_url(request),
-        attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
-        if_none_match=request.headers.get("If-None-Match"),
-    )
-    return _one(result)
+    base_url = _base_url(request)
+    cache = request.app[SCIM].cache
+    key = (base_url, request.path_qs)
+    hit = cache.get(key)
+    if hit is None:
+        token = cache.token()
+        q = {k.lower(): v for k, v in request.query.items()}
+        result = await _service(request).get(
+            _kind(request), _resource_id(request), base_url=base_url,
+            attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
+        )
+        hit = CachedResponse(jsoncodec.dumps(result.body), result.etag)
+        cache.put(key, token, hit)
+    tag = hit.etag or ""
+    if etag_matches(request.headers.get("If-None-Match"), tag):
+        raise NotModified("not modified")
+    return scim_bytes(hit.body, headers={"ETag": tag})
 
 
 def _projection(request: web.Request) -> dict[str, list[str] | None]:

@@ -17,6 +17,7 @@ from syncsvc.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, PROFILE_
 
 __all__ = [
     "LIST_RESPONSE",
+    "etag_matches",
     "GroupParts",
     "UserParts",
     "etag",
@@ -43,6 +44,16 @@ def iso(moment: datetime) -> str:
 def etag(version: int) -> str:
     """A weak ETag from the row's version, which moves only on a real change (RFC 7644 §3.14)."""
     return f'W/"{version}"'
+
+
+def etag_matches(header: str | None, current: str) -> bool:
+    """``If-Match`` / ``If-None-Match`` against ``current``: weak comparison (RFC 7232 §2.3.2),
+    W/"3" and "3" name the same version; ``*`` matches any."""
+    if header is None:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    bare = current.removeprefix("W/")
+    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
 
 
 def _meta(kind: str, row: Any, base_url: str, endpoint: str) -> dict[str, str]:

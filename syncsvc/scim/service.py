@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_
+import structlog
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, select
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from syncsvc.errors import (
@@ -25,7 +27,6 @@ from syncsvc.errors import (
     InvalidValue,
     Mutability,
     NotFound,
-    NotModified,
     PreconditionFailed,
     ScimError,
     TooMany,
@@ -44,6 +45,7 @@ from syncsvc.scim.schema import PROFILE_USER
 from syncsvc.scim.serialize import (
     LIST_RESPONSE,
     etag,
+    etag_matches,
     group_parts,
     group_resource,
     user_parts,
@@ -53,8 +55,11 @@ from syncsvc.scim.validate import validate_resource
 from syncsvc.settings import ScimSettings
 from syncsvc.store import reads
 from syncsvc.store import resources as store
+from syncsvc.store.loopreads import LoopReader
 
 __all__ = ["Kind", "ListQuery", "Result", "ScimService", "KINDS"]
+
+log = structlog.get_logger(__name__)
 
 # A write that lost a race (a sync or another client changed the row between our read and our
 # write) is redone this many times in all when the client sent no If-Match.
@@ -121,21 +126,13 @@ class InvalidCursor(ScimError):
     scim_type = "invalidCursor"
 
 
-def _etag_matches(header: str | None, current: str) -> bool:
-    if header is None:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    # Weak comparison (RFC 7232 §2.3.2): W/"3" and "3" name the same version.
-    bare = current.removeprefix("W/")
-    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
-
-
 class ScimService:
     """The SCIM resource operations, each in its own transaction."""
 
     def __init__(
         self, engine: AsyncEngine, settings: ScimSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, capture: bool = False,
+        loop_reader: LoopReader | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -143,6 +140,9 @@ class ScimService:
         self._dialect = engine.dialect.name
         # Push targets are configured: every write also records a push outbox row.
         self._capture = capture
+        # SQLite: a User by id is read on the loop's thread (syncsvc.store.loopreads).
+        self._loop_reader = loop_reader
+        self._user_by_id: dict[frozenset[str], Select[Any]] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -154,10 +154,7 @@ class ScimService:
         ids = [r.id for r in rows]
         if kind.name == "User":
             if folded:
-                return [user_resource(r, base_url=base_url,
-                                      groups=reads.groups_from_row(r) if "groups" in parts else None,
-                                      manager_name=getattr(r, reads.MANAGER_COLUMN, None))
-                        for r in rows]
+                return self._render_users(rows, parts, base_url)
             groups = await store.groups_of_users(conn, ids) if "groups" in parts else None
             managers = [r.manager_id for r in rows if r.manager_id]
             names = await store.names_of_users(conn, managers) if "manager" in parts else {}
@@ -171,6 +168,16 @@ class ScimService:
             group_resource(r, base_url=base_url, members=members[r.id] if members is not None else None)
             for r in rows
         ]
+
+    @staticmethod
+    def _render_users(
+        rows: Sequence[Row[Any]], parts: frozenset[str], base_url: str
+    ) -> list[dict[str, Any]]:
+        """SCIM bodies of User rows read with :meth:`_read_columns` (no further query)."""
+        return [user_resource(r, base_url=base_url,
+                              groups=reads.groups_from_row(r) if "groups" in parts else None,
+                              manager_name=getattr(r, reads.MANAGER_COLUMN, None))
+                for r in rows]
 
     async def _load(
         self, conn: AsyncConnection, kind: Kind, resource_id: str, *, for_update: bool = False
@@ -198,17 +205,41 @@ class ScimService:
 
     async def get(
         self, kind: Kind, resource_id: str, *, base_url: str, attributes: Sequence[str] | None = None,
-        excluded: Sequence[str] | None = None, if_none_match: str | None = None,
+        excluded: Sequence[str] | None = None,
     ) -> Result:
         parts = needs(kind.name, attributes, excluded)
-        async with self._engine.connect() as conn:
-            row = await self._load_for_reading(conn, kind, resource_id, parts)
-            tag = etag(row.version)
-            if _etag_matches(if_none_match, tag):
-                raise NotModified("not modified")
-            body = (await self._render(conn, kind, [row], parts, base_url, folded=True))[0]
+        if kind.name == "User":
+            row = await self._read_user(resource_id, parts)
+            body = self._render_users([row], parts, base_url)[0]
+        else:
+            async with self._engine.connect() as conn:
+                row = await self._load_for_reading(conn, kind, resource_id, parts)
+                body = (await self._render(conn, kind, [row], parts, base_url, folded=True))[0]
         location = body["meta"]["location"]
-        return Result(_shape(body, kind, attributes, excluded), tag, location)
+        return Result(_shape(body, kind, attributes, excluded), etag(row.version), location)
+
+    async def _read_user(self, resource_id: str, parts: frozenset[str]) -> Row[Any]:
+        """A User's row with what rendering ``parts`` needs, by a statement built once per
+        ``parts``; inline on SQLite unless it is busy."""
+        statement = self._user_by_id.get(parts)
+        if statement is None:
+            table = store.USERS
+            statement = select(table, *self._read_columns(KINDS["Users"], parts)).where(
+                table.c.id == bindparam("id"))
+            self._user_by_id[parts] = statement
+        row: Row[Any] | None = None
+        read = False
+        if self._loop_reader is not None:
+            try:
+                row, read = self._loop_reader.first(statement, {"id": resource_id}), True
+            except OperationalError as exc:  # busy or failing: aiosqlite waits, and says why
+                log.debug("scim.inline_read_failed", error=str(exc.orig))
+        if not read:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(statement, {"id": resource_id})).first()
+        if row is None:
+            raise NotFound(f"User {resource_id} not found")
+        return row
 
     def _order(self, kind: Kind, query: ListQuery) -> tuple[list[ColumnElement[Any]], bool]:
         descending = query.sort_order.lower() == "descending"
@@ -358,7 +389,7 @@ class ScimService:
         return Result(projected, etag(row.version), location)
 
     def _check_version(self, row: Row[Any], if_match: str | None) -> None:
-        if if_match is not None and not _etag_matches(if_match, etag(row.version)):
+        if if_match is not None and not etag_matches(if_match, etag(row.version)):
             raise PreconditionFailed(f"version mismatch: the resource is at {etag(row.version)}")
 
     @_redo_lost_races

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from syncsvc.scim.cache import ResponseCache
 from syncsvc.scim.service import ScimService
 from syncsvc.settings import ScimSettings
 
@@ -16,6 +17,7 @@ __all__ = ["SCIM", "ScimState"]
 class ScimState:
     service: ScimService
     settings: ScimSettings
+    cache: ResponseCache
 
 
 SCIM = web.AppKey("scim", ScimState)

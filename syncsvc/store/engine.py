@@ -29,7 +29,7 @@ from syncsvc.errors import StoreError
 from syncsvc.settings import StoreSettings
 
 __all__ = ["MIGRATION_LOCK_KEY", "create_engine", "current_revision", "head_revision",
-           "is_postgres", "upgrade"]
+           "is_postgres", "sqlite_file", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -64,6 +64,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of ``engine``'s SQLite database file; None for PostgreSQL, an in-memory
+    database or a ``file:`` URI (whose options another connection could not repeat)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return database
 
 
 def _alembic_config(connection: Connection) -> Config:
