@@ -79,6 +79,7 @@ __all__ = [
     "order_by",
     "parse_filter",
     "sort_key",
+    "unique_lookup",
     "user_where",
     "where",
 ]
@@ -114,6 +115,19 @@ def where(resource_type: str, flt: str | Filter, dialect: str) -> ColumnElement[
     """The WHERE clause for ``resource_type`` ("User" or "Group") on ``dialect``."""
     node = parse(flt) if isinstance(flt, str) else flt
     return _Translator(resource_type, dialect).where(node)
+
+
+def unique_lookup(resource_type: str, flt: str | Filter) -> bool:
+    """Whether ``flt`` is ``userName eq "..."`` or ``id eq "..."`` on Users: at most one row,
+    found by a unique index (what Okta and Entra ID send before every write)."""
+    if resource_type != "User":
+        return False
+    node = parse(flt) if isinstance(flt, str) else flt
+    if not isinstance(node, Compare) or node.op != "eq" or node.path.sub is not None:
+        return False
+    uri = (node.path.uri or CORE_USER).lower()
+    return uri == CORE_USER.lower() and node.path.attr.lower() in ("username", "id") \
+        and isinstance(node.value, str)
 
 
 # ---------------------------------------------------------------------------------------------

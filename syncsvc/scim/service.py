@@ -227,16 +227,12 @@ class ScimService:
             statement = select(table, *self._read_columns(KINDS["Users"], parts)).where(
                 table.c.id == bindparam("id"))
             self._user_by_id[parts] = statement
-        row: Row[Any] | None = None
-        read = False
-        if self._loop_reader is not None:
-            try:
-                row, read = self._loop_reader.first(statement, {"id": resource_id}), True
-            except OperationalError as exc:  # busy or failing: aiosqlite waits, and says why
-                log.debug("scim.inline_read_failed", error=str(exc.orig))
-        if not read:
+        params = {"id": resource_id}
+        rows = self._read_inline(statement, params) if self._loop_reader is not None else None
+        if rows is None:
             async with self._engine.connect() as conn:
-                row = (await conn.execute(statement, {"id": resource_id})).first()
+                rows = list(await conn.execute(statement, params))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"User {resource_id} not found")
         return row
@@ -255,10 +251,19 @@ class ScimService:
     async def list(self, kind: Kind, query: ListQuery, *, base_url: str) -> dict[str, Any]:
         """A ListResponse page: index paging (startIndex/count) or cursor paging (RFC 9865)."""
         settings = self._settings
-        where = filters.where(kind.name, query.filter, self._dialect) if query.filter else None
+        parsed = filters.parse_filter(query.filter) if query.filter else None
+        where = filters.where(kind.name, parsed, self._dialect) if parsed is not None else None
         count = settings.default_page_size if query.count is None else query.count
         count = max(0, min(count, settings.max_results))
         order, descending = self._order(kind, query)
+        parts = needs(kind.name, query.attributes, query.excluded)
+        columns = [kind.table, *self._read_columns(kind, parts)]
+        if parsed is not None and self._inline_lookup(kind, query, parsed, count):
+            found = self._read_inline(store.page_query(kind.table, where=where, order_by=order,
+                                                       offset=0, limit=count, columns=columns))
+            if found is not None:
+                return self._list_response(kind, query, len(found), start_index=1,
+                                           bodies=self._render_users(found, parts, base_url))
         async with self._engine.connect() as conn:
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
@@ -272,11 +277,9 @@ class ScimService:
                     else:
                         offset = state["offset"]
             rows = []
-            parts = needs(kind.name, query.attributes, query.excluded)
             if count:
                 rows = await store.fetch(conn, kind.table, where=page_where, order_by=order,
-                                         offset=offset, limit=count + 1,
-                                         columns=[kind.table, *self._read_columns(kind, parts)])
+                                         offset=offset, limit=count + 1, columns=columns)
             more = len(rows) > count
             # A first page that holds every match is its own total: the usual answer to a
             # filter such as `userName eq "x"` costs one query, not two.
@@ -287,15 +290,45 @@ class ScimService:
                               f"{settings.max_filter_results}: narrow it")
             rows = rows[:count]
             bodies = await self._render(conn, kind, rows, parts, base_url, folded=True)
+        cursor = self._cursor(rows[-1], query, offset, len(rows)) \
+            if start_index is None and more and rows else None
+        return self._list_response(kind, query, total, start_index=start_index, bodies=bodies,
+                                   next_cursor=cursor)
+
+    @staticmethod
+    def _list_response(
+        kind: Kind, query: ListQuery, total: int, *,
+        start_index: int | None, bodies: list[dict[str, Any]], next_cursor: str | None = None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": total,
                                "itemsPerPage": len(bodies)}
         if start_index is not None:
             out["startIndex"] = start_index
-        elif more and rows:
-            out["nextCursor"] = self._cursor(rows[-1], query, offset, len(rows))
+        elif next_cursor is not None:
+            out["nextCursor"] = next_cursor
         out["Resources"] = [_shape(b, kind, query.attributes, query.excluded)
                             for b in bodies]
         return out
+
+    def _inline_lookup(
+        self, kind: Kind, query: ListQuery, parsed: filters.Filter, count: int
+    ) -> bool:
+        """A first index page of a filter that finds at most one User by a unique index: on
+        SQLite it is read on the loop's thread (:mod:`syncsvc.store.loopreads`)."""
+        return (self._loop_reader is not None and query.cursor is None and count > 0
+                and query.start_index <= 1 and filters.unique_lookup(kind.name, parsed))
+
+    def _read_inline(
+        self, statement: Select[Any], params: dict[str, Any] | None = None
+    ) -> list[Row[Any]] | None:
+        """The rows of ``statement`` read on the loop's thread; None: SQLite was busy (aiosqlite
+        then waits for it, off the loop)."""
+        assert self._loop_reader is not None
+        try:
+            return self._loop_reader.all(statement, params)
+        except OperationalError as exc:
+            log.debug("scim.inline_read_failed", error=str(exc.orig))
+            return None
 
     @staticmethod
     def _cursor(row: Row[Any], query: ListQuery, offset: int, returned: int) -> str:

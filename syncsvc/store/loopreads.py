@@ -47,14 +47,15 @@ class LoopReader:
         )
         event.listen(self._engine, "connect", _read_only)
 
-    def first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
-        """The first row of ``statement``.
+    def all(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
+        """Every row of ``statement``: only for statements bounded by an index (a unique key);
+        anything that may scan belongs on aiosqlite, off the loop.
 
         Raises:
             sqlalchemy.exc.OperationalError: SQLite was busy or failed; read the usual way.
         """
         with self._engine.connect() as conn:
-            return conn.execute(statement, params).first()
+            return list(conn.execute(statement, params or {}))
 
     def close(self) -> None:
         self._engine.dispose()
