@@ -117,17 +117,24 @@ def where(resource_type: str, flt: str | Filter, dialect: str) -> ColumnElement[
     return _Translator(resource_type, dialect).where(node)
 
 
-def unique_lookup(resource_type: str, flt: str | Filter) -> bool:
-    """Whether ``flt`` is ``userName eq "..."`` or ``id eq "..."`` on Users: at most one row,
-    found by a unique index (what Okta and Entra ID send before every write)."""
+def unique_lookup(resource_type: str, flt: str | Filter) -> tuple[str, str] | None:
+    """For ``userName eq "..."`` or ``id eq "..."`` on Users (at most one row, by a unique index;
+    what Okta and Entra ID send before every write): the ``scim_user`` column and the value to
+    compare it with, as :func:`where` would; None for any other filter."""
     if resource_type != "User":
-        return False
+        return None
     node = parse(flt) if isinstance(flt, str) else flt
-    if not isinstance(node, Compare) or node.op != "eq" or node.path.sub is not None:
-        return False
-    uri = (node.path.uri or CORE_USER).lower()
-    return uri == CORE_USER.lower() and node.path.attr.lower() in ("username", "id") \
-        and isinstance(node.value, str)
+    if not isinstance(node, Compare) or node.op != "eq" or node.path.sub is not None \
+            or not isinstance(node.value, str):
+        return None
+    if (node.path.uri or CORE_USER).lower() != CORE_USER.lower():
+        return None
+    attr = node.path.attr.lower()
+    if attr == "username":
+        return USERS.c.user_name_lower.key, node.value.lower()  # caseExact false, as where()
+    if attr == "id":
+        return USERS.c.id.key, node.value
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,11 +56,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     given = request.headers.get("X-Request-Id", "")
     # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID per request.
     request_id = given if 0 < len(given) <= 64 and given.isprintable() else os.urandom(16).hex()
-    with structlog.contextvars.bound_contextvars(request_id=request_id, method=request.method,
-                                                 path=request.path):
+    # bind/reset rather than the bound_contextvars context manager: a third of the cost, on
+    # every request.
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method,
+                                                    path=request.path)
+    try:
         response = await handler(request)
-        response.headers["X-Request-Id"] = request_id
-        return response
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 @web.middleware

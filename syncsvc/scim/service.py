@@ -142,7 +142,7 @@ class ScimService:
         self._capture = capture
         # SQLite: a User by id is read on the loop's thread (syncsvc.store.loopreads).
         self._loop_reader = loop_reader
-        self._user_by_id: dict[frozenset[str], Select[Any]] = {}
+        self._user_by: dict[tuple[str, frozenset[str]], Select[Any]] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -219,23 +219,32 @@ class ScimService:
         return Result(_shape(body, kind, attributes, excluded), etag(row.version), location)
 
     async def _read_user(self, resource_id: str, parts: frozenset[str]) -> Row[Any]:
-        """A User's row with what rendering ``parts`` needs, by a statement built once per
-        ``parts``; inline on SQLite unless it is busy."""
-        statement = self._user_by_id.get(parts)
+        rows = await self._read_users(self._user_select(store.USERS.c.id.key, parts), resource_id)
+        if not rows:
+            raise NotFound(f"User {resource_id} not found")
+        return rows[0]
+
+    def _user_select(self, column: str, parts: frozenset[str]) -> Select[Any]:
+        """Users whose ``column`` equals the ``value`` parameter, with what rendering ``parts``
+        needs; built once per (column, parts): SQLAlchemy's cache key of this select cost more
+        than running it."""
+        statement = self._user_by.get((column, parts))
         if statement is None:
             table = store.USERS
             statement = select(table, *self._read_columns(KINDS["Users"], parts)).where(
-                table.c.id == bindparam("id"))
-            self._user_by_id[parts] = statement
-        params = {"id": resource_id}
+                table.c[column] == bindparam("value"))
+            self._user_by[(column, parts)] = statement
+        return statement
+
+    async def _read_users(self, statement: Select[Any], value: str) -> list[Row[Any]]:
+        """The rows of a statement bounded by a unique key: on SQLite read on the loop's thread
+        unless SQLite is busy."""
+        params = {"value": value}
         rows = self._read_inline(statement, params) if self._loop_reader is not None else None
         if rows is None:
             async with self._engine.connect() as conn:
                 rows = list(await conn.execute(statement, params))
-        row = rows[0] if rows else None
-        if row is None:
-            raise NotFound(f"User {resource_id} not found")
-        return row
+        return rows
 
     def _order(self, kind: Kind, query: ListQuery) -> tuple[list[ColumnElement[Any]], bool]:
         descending = query.sort_order.lower() == "descending"
@@ -258,12 +267,14 @@ class ScimService:
         order, descending = self._order(kind, query)
         parts = needs(kind.name, query.attributes, query.excluded)
         columns = [kind.table, *self._read_columns(kind, parts)]
-        if parsed is not None and self._inline_lookup(kind, query, parsed, count):
-            found = self._read_inline(store.page_query(kind.table, where=where, order_by=order,
-                                                       offset=0, limit=count, columns=columns))
-            if found is not None:
-                return self._list_response(kind, query, len(found), start_index=1,
-                                           bodies=self._render_users(found, parts, base_url))
+        lookup = filters.unique_lookup(kind.name, parsed) \
+            if parsed is not None and query.cursor is None and query.start_index <= 1 and count \
+            else None
+        if lookup is not None:
+            column, value = lookup
+            found = await self._read_users(self._user_select(column, parts), value)
+            return self._list_response(kind, query, len(found), start_index=1,
+                                       bodies=self._render_users(found, parts, base_url))
         async with self._engine.connect() as conn:
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
@@ -309,14 +320,6 @@ class ScimService:
         out["Resources"] = [_shape(b, kind, query.attributes, query.excluded)
                             for b in bodies]
         return out
-
-    def _inline_lookup(
-        self, kind: Kind, query: ListQuery, parsed: filters.Filter, count: int
-    ) -> bool:
-        """A first index page of a filter that finds at most one User by a unique index: on
-        SQLite it is read on the loop's thread (:mod:`syncsvc.store.loopreads`)."""
-        return (self._loop_reader is not None and query.cursor is None and count > 0
-                and query.start_index <= 1 and filters.unique_lookup(kind.name, parsed))
 
     def _read_inline(
         self, statement: Select[Any], params: dict[str, Any] | None = None

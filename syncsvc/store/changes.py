@@ -81,8 +81,7 @@ class StoreChanges:
     def _invalidated(self, dbapi_conn: Any, record: Any, _exc: Any) -> None:
         self._closed(dbapi_conn, record)
 
-    @staticmethod
-    def _committing(conn: Any) -> None:
+    def _committing(self, conn: Any) -> None:  # a method, not static: one listener per instance
         conn.info[_COMMITTED] = True
 
     def _checked_in(self, _dbapi_conn: Any, record: Any) -> None:

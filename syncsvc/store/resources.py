@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,7 +37,6 @@ __all__ = [
     "insert_user",
     "members_of_groups",
     "names_of_users",
-    "page_query",
     "replace_members",
     "update_group",
     "update_user",
@@ -65,32 +64,6 @@ async def count(conn: AsyncConnection, table: Table, where: ColumnElement[bool] 
     return int(await conn.scalar(query) or 0)
 
 
-def page_query(
-    table: Table,
-    *,
-    where: ColumnElement[bool] | None,
-    order_by: Sequence[ColumnElement[Any]],
-    offset: int,
-    limit: int,
-    columns: Sequence[Any] | None = None,
-) -> Select[Any]:
-    """One page of rows; ``columns`` says what is loaded (the table's own by default).
-
-    The page is chosen by ids alone and the rows joined to it afterwards (a deferred join): a
-    deep ``OFFSET`` then walks an index instead of whole rows, and per-row subqueries among
-    ``columns`` run for the rows returned, not for every row skipped.
-    """
-    page = select(table.c.id)
-    if where is not None:
-        page = page.where(where)
-    chosen = page.order_by(*order_by).offset(offset).limit(limit).subquery("page")
-    return (
-        select(*(columns or [table]))
-        .select_from(table.join(chosen, chosen.c.id == table.c.id))
-        .order_by(*order_by)
-    )
-
-
 async def fetch(
     conn: AsyncConnection,
     table: Table,
@@ -101,9 +74,22 @@ async def fetch(
     limit: int,
     columns: Sequence[Any] | None = None,
 ) -> list[Row[Any]]:
-    """The rows of :func:`page_query`."""
-    return list(await conn.execute(page_query(table, where=where, order_by=order_by,
-                                              offset=offset, limit=limit, columns=columns)))
+    """One page of rows; ``columns`` says what is loaded (the table's own by default).
+
+    The page is chosen by ids alone and the rows joined to it afterwards (a deferred join): a
+    deep ``OFFSET`` then walks an index instead of whole rows, and per-row subqueries among
+    ``columns`` run for the rows returned, not for every row skipped.
+    """
+    page = select(table.c.id)
+    if where is not None:
+        page = page.where(where)
+    chosen = page.order_by(*order_by).offset(offset).limit(limit).subquery("page")
+    query = (
+        select(*(columns or [table]))
+        .select_from(table.join(chosen, chosen.c.id == table.c.id))
+        .order_by(*order_by)
+    )
+    return list(await conn.execute(query))
 
 
 async def groups_of_users(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
