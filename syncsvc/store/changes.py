@@ -37,7 +37,6 @@ __all__ = ["CHANNEL", "StoreChanges"]
 log = structlog.get_logger(__name__)
 
 CHANNEL = "syncsvc_store"
-_COMMITTED = "syncsvc_committed"
 # Options of SQLAlchemy's asyncpg dialect that asyncpg.connect does not take.
 _DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn")
 
@@ -56,6 +55,8 @@ class StoreChanges:
         self._postgres = engine.dialect.name == "postgresql"
         self._listening = False
         self._own_backends: set[int] = set()
+        # Per instance: two apps on one engine each count every commit.
+        self._flag = f"syncsvc_committed_{id(self):x}"
 
     # -- this process's commits ------------------------------------------------------------------
 
@@ -81,11 +82,11 @@ class StoreChanges:
     def _invalidated(self, dbapi_conn: Any, record: Any, _exc: Any) -> None:
         self._closed(dbapi_conn, record)
 
-    def _committing(self, conn: Any) -> None:  # a method, not static: one listener per instance
-        conn.info[_COMMITTED] = True
+    def _committing(self, conn: Any) -> None:
+        conn.info[self._flag] = True
 
     def _checked_in(self, _dbapi_conn: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_COMMITTED, False):
+        if record is not None and record.info.pop(self._flag, False):
             self._local += 1
 
     # -- the token -------------------------------------------------------------------------------

@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from syncsvc.auth import create_token
+from syncsvc.http import create_app
 from syncsvc.scim.service import KINDS, ScimService
 from syncsvc.scim.state import SCIM
-from syncsvc.settings import ScimSettings, StoreSettings
-from syncsvc.store import create_engine
+from syncsvc.settings import ScimSettings, Settings, StoreSettings
+from syncsvc.store import create_engine, upgrade
 from tests.integration.scimenv import Scim, scim, serving  # noqa: F401 - fixtures
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -191,3 +194,30 @@ class TestSettings:
             for _ in range(3):
                 await s.json("GET", f"/Users/{user['id']}")
             assert (0, 0) == (len(cache_of(s)), cache_of(s).hits)
+
+
+async def test_two_apps_on_one_engine_each_see_the_writes_of_the_other(
+    store_url: str, aiohttp_client: Any
+) -> None:
+    """Two apps on one engine (a cached and an uncached server, as bench_scim runs them):
+    each keeps its own commit listeners, sees the other's writes, and both stop cleanly."""
+    settings = Settings(store=StoreSettings(url=store_url))
+    engine = create_engine(settings.store)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            token = await create_token(conn, name="t", scopes="scim:write", now=datetime.now(UTC))
+        first = Scim(await aiohttp_client(create_app(engine, settings)), token)
+        second = Scim(await aiohttp_client(create_app(engine, settings)), token)
+        await until_token(first)
+        await until_token(second)
+        user = await first.json("POST", "/Users", new_user("ada"), expect=201)
+        await second.json("GET", f"/Users/{user['id']}")
+
+        await first.json("PATCH", f"/Users/{user['id']}", rename("Countess"))
+
+        assert "Countess" == (await second.json("GET", f"/Users/{user['id']}"))["displayName"]
+        await first.http.close()
+        await second.http.close()
+    finally:
+        await engine.dispose()
