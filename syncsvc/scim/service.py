@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, select
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from syncsvc.errors import (
@@ -329,7 +329,7 @@ class ScimService:
         assert self._loop_reader is not None
         try:
             return self._loop_reader.all(statement, params)
-        except OperationalError as exc:
+        except DBAPIError as exc:
             log.debug("scim.inline_read_failed", error=str(exc.orig))
             return None
 
