@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from email.errors import MessageError
 from typing import Any
 
@@ -135,18 +135,28 @@ def _one(result: Result, status: int = 200) -> web.Response:
     return scim_json(result.body, status=status, headers=headers)
 
 
-async def list_resources(request: web.Request) -> web.Response:
+async def _cached(
+    request: web.Request, render: Callable[[str], Awaitable[CachedResponse]]
+) -> CachedResponse:
+    """The answer to this GET from the response cache, or ``render(base_url)``'s, then kept."""
     base_url = _base_url(request)
     cache = request.app[SCIM].cache
     key = (base_url, request.path_qs)
     hit = cache.get(key)
     if hit is None:
-        token = cache.token()
-        query = _list_query(request.query)
-        body = jsoncodec.dumps(await _service(request).list(_kind(request), query, base_url=base_url))
-        hit = CachedResponse(body)
+        token = cache.token()  # before the read: a commit during it makes the answer suspect
+        hit = await render(base_url)
         cache.put(key, token, hit)
-    return scim_bytes(hit.body)
+    return hit
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    async def render(base_url: str) -> CachedResponse:
+        page = await _service(request).list(_kind(request), _list_query(request.query),
+                                            base_url=base_url)
+        return CachedResponse(jsoncodec.dumps(page))
+
+    return scim_bytes((await _cached(request, render)).body)
 
 
 async def search(request: web.Request) -> web.Response:
@@ -162,19 +172,15 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def get_resource(request: web.Request) -> web.Response:
-    base_url = _base_url(request)
-    cache = request.app[SCIM].cache
-    key = (base_url, request.path_qs)
-    hit = cache.get(key)
-    if hit is None:
-        token = cache.token()
+    async def render(base_url: str) -> CachedResponse:
         q = {k.lower(): v for k, v in request.query.items()}
         result = await _service(request).get(
             _kind(request), _resource_id(request), base_url=base_url,
             attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
         )
-        hit = CachedResponse(jsoncodec.dumps(result.body), result.etag)
-        cache.put(key, token, hit)
+        return CachedResponse(jsoncodec.dumps(result.body), result.etag)
+
+    hit = await _cached(request, render)
     tag = hit.etag or ""
     if etag_matches(request.headers.get("If-None-Match"), tag):
         raise NotModified("not modified")
