@@ -192,66 +192,65 @@ async def _phase_source_read(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _phase_sync(spec: dict[str, Any]) -> dict[str, Any]:
-    from syncsvc.domain import RunMode
+async def _phase_incremental_baseline(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the next incremental run will read, read by stock ldap3 from the marks and cookies
+    in the store. A process of its own: a cookie-less content sync collects the whole
+    directory in ldap3's response list, and that peak must not count as the run's."""
     from syncsvc.ldap.queries import changed_since
     from syncsvc.service import open_service
     from syncsvc.store import state
-    from syncsvc.sync import SyncOptions, run_sync
     from syncsvc.sync.pipeline import _since
 
-    mode = RunMode(spec["mode"])
-    out: dict[str, Any] = {}
     async with open_service(_settings(spec)) as service:
         deps = service.sync
-        if mode is RunMode.INCREMENTAL:
-            # The baseline: what this run will read, read by stock ldap3 (before the run).
-            queries = _queries(deps)
-            async with service.engine.connect() as conn:
-                # The state keys the engine uses: "users.mark", "groups.cookie", ...
-                marks = {kind: await state.get_state(conn, f"{kind}.mark") for kind in queries}
-                cookies = {kind: await state.get_state(conn, f"{kind}.cookie") for kind in queries}
-            started, cpu = time.perf_counter(), time.process_time()
-            if spec["change_feed"] == "timestamp":
-                narrowed = [
-                    changed_since(
-                        q, deps.flavor, _since(marks[k], deps.flavor, deps.ldap.incremental_overlap)
-                    )
-                    for k, q in queries.items()
-                    if marks[k]
-                ]
-                count = _ldap3_paged(spec, narrowed)
-            else:
-                count = _ldap3_content_sync(
-                    spec,
-                    list(queries.values()),
-                    [bytes.fromhex(c) if c else None for c in cookies.values()],
-                )
-            out["baseline_ldap3"] = {
-                "seconds": round(time.perf_counter() - started, 4),
-                "cpu_s": round(time.process_time() - cpu, 4),
-                "entries": count,
-            }
+        queries = _queries(deps)
+        async with service.engine.connect() as conn:
+            # The state keys the engine uses: "users.mark", "groups.cookie", ...
+            marks = {kind: await state.get_state(conn, f"{kind}.mark") for kind in queries}
+            cookies = {kind: await state.get_state(conn, f"{kind}.cookie") for kind in queries}
+    started, cpu = time.perf_counter(), time.process_time()
+    if spec["change_feed"] == "timestamp":
+        narrowed = [
+            changed_since(q, deps.flavor, _since(marks[k], deps.flavor, deps.ldap.incremental_overlap))
+            for k, q in queries.items()
+            if marks[k]
+        ]
+        count = _ldap3_paged(spec, narrowed)
+    else:
+        count = _ldap3_content_sync(
+            spec,
+            list(queries.values()),
+            [bytes.fromhex(c) if c else None for c in cookies.values()],
+        )
+    return {
+        "seconds": round(time.perf_counter() - started, 4),
+        "cpu_s": round(time.process_time() - cpu, 4),
+        "entries": count,
+    }
+
+
+async def _phase_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    from syncsvc.domain import RunMode
+    from syncsvc.service import open_service
+    from syncsvc.sync import SyncOptions, run_sync
+
+    mode = RunMode(spec["mode"])
+    async with open_service(_settings(spec)) as service:
         started, cpu = time.perf_counter(), time.process_time()
-        report = await run_sync(deps, SyncOptions(mode=mode, trigger="bench"))
+        report = await run_sync(service.sync, SyncOptions(mode=mode, trigger="bench"))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     counts = report.counts
-    out.update(
-        {
-            "seconds": round(seconds, 3),
-            "cpu_s": round(cpu, 3),
-            "status": report.status.value,
-            "method": report.method,
-            "mode": report.mode.value,
-            "detail": report.detail,
-            **counts,
-            "rows_written": sum(
-                counts[k] for k in ("created", "updated", "deactivated", "deleted")
-            ),
-            "entries_per_s": round(report.read / seconds) if seconds else None,
-        }
-    )
-    return out
+    return {
+        "seconds": round(seconds, 3),
+        "cpu_s": round(cpu, 3),
+        "status": report.status.value,
+        "method": report.method,
+        "mode": report.mode.value,
+        "detail": report.detail,
+        **counts,
+        "rows_written": sum(counts[k] for k in ("created", "updated", "deactivated", "deleted")),
+        "entries_per_s": round(report.read / seconds) if seconds else None,
+    }
 
 
 def _phase_bare(spec: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +277,8 @@ def phase_main(name: str, spec_json: str) -> None:
         result = _phase_bare(spec)
     elif name == "source":
         result = asyncio.run(_phase_source_read(spec))
+    elif name == "incremental_baseline":
+        result = asyncio.run(_phase_incremental_baseline(spec))
     else:
         result = asyncio.run(_phase_sync(spec))
     print(json.dumps(result))
@@ -503,10 +504,18 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                         url: str = url,
                         results: dict[str, Any] = results,
                     ) -> None:
+                        baseline = None
+                        if mode == "incremental":
+                            baseline, baseline_rss = phase(
+                                "incremental_baseline", store_url=url, change_feed=feed
+                            )
+                            baseline["peak_rss_mib"] = baseline_rss
                         result, rss = phase(
                             "sync", f"{store}-{label}", store_url=url, mode=mode, change_feed=feed
                         )
                         result["peak_rss_mib"] = rss
+                        if baseline is not None:
+                            result["baseline_ldap3"] = baseline
                         read = result["read"]
                         result["us_per_entry"] = (
                             round(result["seconds"] / read * 1e6, 1) if read else None
