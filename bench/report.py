@@ -113,6 +113,10 @@ def sync_tables(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _share(part: int | None, whole: int) -> str:
+    return f"{part / whole:.0%}" if part is not None and whole else ""
+
+
 def scim_table(data: dict[str, Any]) -> str:
     out = [
         (
@@ -126,10 +130,11 @@ def scim_table(data: dict[str, Any]) -> str:
         "",
         (
             "| scenario | bytes | req/s | p50 ms | p99 ms | errors | baseline req/s "
-            "| baseline p50 | "
-            "baseline p99 | ratio req/s | targets |"
+            "| baseline p50 | baseline p99 | ratio req/s | CPU us/req | baseline CPU us/req "
+            "| CPU ratio | cache hits | targets |"
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | --- |",
     ]
     for name, result in data.items():
         if not isinstance(result, dict) or "syncsvc" not in result:
@@ -142,7 +147,9 @@ def scim_table(data: dict[str, Any]) -> str:
         out.append(
             f"| {result['method']} {name} | {result['bytes']} | {m['req_per_s']} | {m['p50_ms']} | "
             f"{m['p99_ms']} | {m['errors']} | {b['req_per_s']} | {b['p50_ms']} | {b['p99_ms']} | "
-            f"{result['ratio_req_per_s']} | {targets} |"
+            f"{result['ratio_req_per_s']} | {m.get('server_cpu_us_per_req', '')} | "
+            f"{b.get('server_cpu_us_per_req', '')} | {result.get('cpu_ratio', '')} | "
+            f"{_share(m.get('cache_hits'), m['requests'])} | {targets} |"
         )
     return "\n".join(out)
 
