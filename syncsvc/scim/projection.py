@@ -19,6 +19,7 @@ rather than refused (the RFC gives no error for them, and clients send vendor na
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -215,6 +216,18 @@ def needs(
     The caller loads only these: ``excludedAttributes=members`` must never load the member
     list of a 50k-member group, and ``attributes=userName`` needs neither groups nor manager.
     """
+    # Asked on every read, nearly always with the same few selections (mostly none at all).
+    return _needs(resource_type, _frozen(attributes), _frozen(excluded))
+
+
+def _frozen(paths: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(paths) if paths else None
+
+
+@functools.lru_cache(maxsize=512)
+def _needs(
+    resource_type: str, attributes: tuple[str, ...] | None, excluded: tuple[str, ...] | None
+) -> frozenset[str]:
     schema = load_schemas().resource(resource_type)
     incl = _parse(resource_type, _split(attributes))
     excl = _parse(resource_type, _split(excluded))
