@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from ldap3.utils.asn1 import decode_message_fast
 
-from syncsvc.ldap.fastber import parse_search_entry
+from syncsvc.ldap.fastber import AttributeNames, parse_search_entry, read_entry
+from syncsvc.ldap.normalize import decode_attributes
 
 
 def _tlv(tag: int, content: bytes) -> bytes:
@@ -72,3 +73,66 @@ class TestParseSearchEntry:
         assert None is parse_search_entry(data[:-5])
         assert None is parse_search_entry(b"\x30\x80" + data[2:])  # indefinite length
         assert None is parse_search_entry(b"")
+
+
+_BINARY = frozenset({"jpegphoto", "objectguid", "usercertificate"})
+
+
+def _decoded_view(data: bytes) -> tuple[int, str, dict[str, tuple[object, ...]], tuple[int, int] | None]:
+    """What the raw reader followed by decode_attributes makes of ``data``."""
+    parsed = parse_search_entry(data)
+    assert parsed is not None
+    return parsed[0], parsed[1], decode_attributes(parsed[2], _BINARY), parsed[3]
+
+
+class TestReadEntry:
+    @pytest.mark.parametrize("message_id", [1, 300])
+    def test_decodes_as_the_raw_reader_and_decode_attributes_do(self, message_id: int) -> None:
+        """Text, binary, non-UTF-8, ``;binary``, language options, empty sets and values of 0 to
+        70,000 bytes (128 bytes: a one-value set whose length byte looks like its value's)."""
+        attributes = [
+            (b"objectClass", [b"top", b"inetOrgPerson"]),
+            (b"CN", ["Zoë".encode()]),
+            (b"sn", [b""]),
+            (b"description", [b"d" * 128]),
+            (b"title", [b"t" * 127, b"e" * 300]),
+            (b"jpegPhoto", [bytes(range(256)) * 274]),
+            (b"objectGUID", [bytes(range(16))]),
+            (b"userCertificate;binary", [b"\x30\x82cert"]),
+            (b"displayName;lang-de", [b"Zoe"]),
+            (b"street", [b"\xff\xfe not utf-8"]),
+            (b"seeAlso", []),
+            (b"member", [f"uid=u{i},dc=ex".encode() for i in range(500)]),
+        ]
+        data = _message(message_id, "cn=Zoë,dc=ex".encode(), attributes)
+        names: AttributeNames = {}
+        assert _decoded_view(data) == read_entry(data, _BINARY, names)
+        assert _decoded_view(data) == read_entry(data, _BINARY, names)  # names cached now
+        decoded = read_entry(data, _BINARY, names)
+        assert decoded is not None
+        assert ("d" * 128,) == decoded[2]["description"]
+        assert (b"\xff\xfe not utf-8",) == decoded[2]["street"]
+        assert "seealso" not in decoded[2]
+
+    def test_controls_region_is_located(self) -> None:
+        """A trailing [0] controls element is returned as its (start, stop) span."""
+        control = _tlv(0x30, _tlv(0x04, b"1.3.6.1.4.1.4203.1.9.1.2") + _tlv(0x04, b"\x30\x00"))
+        data = _message(5, b"cn=a", [(b"cn", [b"a"])], control)
+        decoded = read_entry(data, _BINARY, {})
+        assert decoded is not None
+        start, stop = decoded[3]  # type: ignore[misc]
+        assert control == data[start:stop]
+
+    def test_ranged_entries_are_left_to_the_raw_reader(self) -> None:
+        """AD range retrieval (``member;range=0-1``) is merged in raw form: None here."""
+        data = _message(2, b"cn=g", [(b"cn", [b"g"]), (b"member;range=0-1", [b"cn=a", b"cn=b"])])
+        assert None is read_entry(data, _BINARY, {})
+
+    def test_other_and_malformed_messages_are_none(self) -> None:
+        """A searchResultDone, cut or corrupted messages: None (the caller falls back)."""
+        done = _tlv(0x30, _tlv(0x02, b"\x03") + _tlv(0x65, _tlv(0x0A, b"\x00") + _tlv(0x04, b"") + _tlv(0x04, b"")))
+        data = _message(2, b"cn=a", [(b"cn", [b"a" * 200])])
+        assert None is read_entry(done, _BINARY, {})
+        assert None is read_entry(data[:-5], _BINARY, {})
+        assert None is read_entry(b"\x30\x80" + data[2:], _BINARY, {})
+        assert None is read_entry(b"", _BINARY, {})
