@@ -4,15 +4,16 @@ ldap3 passes the pieces through untouched: the Sync Request control goes out as 
 ``(oid, criticality, value)`` triple, per-entry Sync State controls and the Sync Done control
 come back as raw bytes under their OID, and the syncInfo intermediate response arrives as a
 response of type ``intermediateResponse`` with ``responseName``/``responseValue``.
-:class:`RefreshCollector` turns that stream into a :class:`ContentSyncResult`.
+:class:`RefreshStream` turns that stream into pages of entries and a :class:`ContentSyncResult`.
 """
 
 from __future__ import annotations
 
 import enum
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pyasn1.codec.ber import decoder, encoder
@@ -29,6 +30,7 @@ __all__ = [
     "SYNC_STATE_OID",
     "ContentSyncResult",
     "RefreshCollector",
+    "RefreshStream",
     "SyncDone",
     "SyncInfo",
     "SyncState",
@@ -160,10 +162,11 @@ class SyncDone:
 class ContentSyncResult:
     """The outcome of one refreshOnly content sync.
 
-    ``entries`` were added or changed since the cookie (all entries without a cookie);
-    ``deleted`` are anchors the server reported gone. ``present`` is ``None`` unless the server
-    used a present phase: then it is the complete set of live anchors in scope, and anything
-    the client holds outside it is gone. ``cookie`` is what to send next time.
+    ``entries`` were added or changed since the cookie (all entries without a cookie); empty
+    when the refresh was handed over page by page as it was read. ``deleted`` are anchors the
+    server reported gone. ``present`` is ``None`` unless the server used a present phase: then
+    it is the complete set of live anchors in scope, and anything the client holds outside it
+    is gone. ``cookie`` is what to send next time.
     """
 
     entries: list[LdapEntry] = field(default_factory=list)
@@ -318,38 +321,61 @@ def encode_sync_info(info: SyncInfo) -> bytes:
 # --- the refresh stream ---------------------------------------------------------------------
 
 
-class RefreshCollector:
-    """Folds one refreshOnly response stream into a :class:`ContentSyncResult`.
+class RefreshStream:
+    """Folds one refreshOnly response stream into pages of entries and a closing summary.
 
     Feed it each entry (with its Sync State control value), each syncInfo message, then the
-    Sync Done control; :meth:`result` gives the outcome. In a present phase (Sync Done with
-    refreshDeletes FALSE), entries sent in full count as present too.
+    Sync Done control. Entries leave in pages of ``page_size`` while the refresh is still
+    being read (:meth:`entry` returns a full page, :meth:`take_page` the rest); only anchors
+    are kept for :meth:`result`, so a refresh of the whole directory never sits in memory.
+    In a present phase (Sync Done with refreshDeletes FALSE), entries sent in full count as
+    present too. An entry the server deletes later in the same refresh is taken out of the
+    page still being filled, and reported in ``deleted`` (also when an earlier page held it).
     """
 
-    def __init__(self) -> None:
-        self._entries: dict[str, LdapEntry] = {}
+    def __init__(self, page_size: int) -> None:
+        self._page_size = max(1, page_size)
+        self._page: dict[str, LdapEntry] = {}
+        self._changed: dict[str, None] = {}  # anchors sent in full and live so far
         self._deleted: dict[str, None] = {}
         self._present: dict[str, None] = {}
         self._cookie: bytes | None = None
         self._done: SyncDone | None = None
+        self.sent = 0
+        """Entries handed out in pages so far."""
 
     def _remember_cookie(self, cookie: bytes | None) -> None:
         if cookie:
             self._cookie = cookie
 
-    def entry(self, state: SyncStateValue, entry: LdapEntry | None) -> None:
-        """One searchResultEntry; ``entry`` is ``None`` for present/delete (DN-only) states."""
+    def entry(self, state: SyncStateValue, entry: LdapEntry | None) -> list[LdapEntry] | None:
+        """One searchResultEntry; ``entry`` is ``None`` for present/delete (DN-only) states.
+
+        Returns a page when this entry filled one, else ``None``.
+        """
         self._remember_cookie(state.cookie)
         anchor = entry.anchor if entry is not None else state.entry_uuid
         if state.state is SyncState.DELETE:
-            self._entries.pop(anchor, None)
+            self._page.pop(anchor, None)
+            self._changed.pop(anchor, None)
             self._present.pop(anchor, None)
             self._deleted[anchor] = None
         elif state.state is SyncState.PRESENT:
             self._present[anchor] = None
         elif entry is not None:
-            self._entries[anchor] = entry
+            self._page[anchor] = entry
+            self._changed[anchor] = None
             self._deleted.pop(anchor, None)
+            if len(self._page) >= self._page_size:
+                return self.take_page()
+        return None
+
+    def take_page(self) -> list[LdapEntry]:
+        """The entries collected since the last page (possibly none)."""
+        page = list(self._page.values())
+        self._page = {}
+        self.sent += len(page)
+        return page
 
     def info(self, message: SyncInfo) -> None:
         """One syncInfo intermediate response."""
@@ -360,7 +386,8 @@ class RefreshCollector:
         for anchor in message.uuids:
             target[anchor] = None
             if message.refresh_deletes:
-                self._entries.pop(anchor, None)
+                self._page.pop(anchor, None)
+                self._changed.pop(anchor, None)
 
     def done(self, message: SyncDone) -> None:
         """The Sync Done control of the searchResultDone."""
@@ -368,22 +395,36 @@ class RefreshCollector:
         self._done = message
 
     def result(self) -> ContentSyncResult:
-        """The collected outcome (call after :meth:`done`)."""
+        """The summary without entries (call after :meth:`done` and the last :meth:`take_page`)."""
         done = self._done or SyncDone()
         present: list[str] | None = None
         deleted = list(self._deleted)
         if not done.refresh_deletes:
             live = dict(self._present)
-            live.update(dict.fromkeys(self._entries))
+            live.update(self._changed)
             present = list(live)
             deleted = [anchor for anchor in deleted if anchor not in live]
         return ContentSyncResult(
-            entries=list(self._entries.values()),
+            entries=[],
             deleted=deleted,
             present=present,
             refresh_deletes=done.refresh_deletes,
             cookie=self._cookie,
         )
+
+
+class RefreshCollector(RefreshStream):
+    """A :class:`RefreshStream` that keeps every entry: :meth:`result` holds them all.
+
+    For small reads and tests; the sync reads a refresh page by page.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(page_size=sys.maxsize)
+
+    def result(self) -> ContentSyncResult:
+        """The collected outcome (call after :meth:`done`)."""
+        return replace(super().result(), entries=list(self._page.values()))
 
 
 def sync_state_of(controls: Mapping[str, Mapping[str, Any]] | None) -> SyncStateValue | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -210,7 +210,12 @@ class LdifDirectory:
             log.debug("ldap.page_read", entries=len(page), page_no=page_no + 1)
             yield page
 
-    async def content_sync(self, query: SearchQuery, cookie: bytes | None) -> ContentSyncResult:
+    async def content_sync(
+        self,
+        query: SearchQuery,
+        cookie: bytes | None,
+        on_page: Callable[[list[LdapEntry]], Awaitable[None]] | None = None,
+    ) -> ContentSyncResult:
         """Not offered by an LDIF file (``server_info().content_sync`` is False)."""
         raise DirectoryError(f"{self.description}: content sync is not supported")
 

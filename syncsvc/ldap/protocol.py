@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,8 +42,21 @@ class Directory(Protocol):
         """Entries matching ``query``, one list per page; a failed read raises, never stops short."""
         ...
 
-    async def content_sync(self, query: SearchQuery, cookie: bytes | None) -> ContentSyncResult:
-        """An RFC 4533 refreshOnly read: what changed since ``cookie`` (everything without one)."""
+    async def content_sync(
+        self,
+        query: SearchQuery,
+        cookie: bytes | None,
+        on_page: Callable[[list[LdapEntry]], Awaitable[None]] | None = None,
+    ) -> ContentSyncResult:
+        """An RFC 4533 refreshOnly read: what changed since ``cookie`` (everything without one).
+
+        With ``on_page``, the changed entries go to it page by page while the refresh is still
+        read (a refresh is one search that cannot be paged, and may hold the whole directory),
+        and the result carries no entries; without it they are collected into the result. The
+        result (deletions, present set, cookie) comes after the last page was handed over; if
+        ``on_page`` raises, the read stops and its connection is released before the error
+        propagates.
+        """
         ...
 
     async def aclose(self) -> None:

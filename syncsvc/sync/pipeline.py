@@ -219,25 +219,38 @@ class _Run:
             await self.write_page(kind, page)
 
     async def read_content_sync(self, kind: EntryKind, query: SearchQuery) -> list[Removal]:
-        """RFC 4533 refresh: changed entries, and the server's word on what is gone."""
+        """RFC 4533 refresh: changed entries, and the server's word on what is gone.
+
+        The refresh is one search that may hold the whole directory: its entries are written
+        page by page while it is read. Its cookie is kept only once all of it was read and
+        written (and stored only if the run succeeds), so a run that fails half-way re-reads.
+        """
         key = _mark_key(kind, "cookie")
         async with self.deps.engine.connect() as conn:
             stored = await state.get_state(conn, key)
         cookie = bytes.fromhex(stored) if stored else None
+        size = self.deps.sync.batch_size
+
+        async def write(page: list[LdapEntry]) -> None:
+            for start in range(0, len(page), size):
+                await self.write_page(kind, page[start : start + size])
+
         try:
-            result = await self.deps.directory.content_sync(query, cookie)
+            result = await self.deps.directory.content_sync(query, cookie, write)
         except ContentSyncRefreshRequired:
             log.warning("sync.content_sync_refresh_required", kind=kind.value)
             cookie = None
-            result = await self.deps.directory.content_sync(query, None)
-        size = self.deps.sync.batch_size
-        for start in range(0, len(result.entries), size):
-            await self.write_page(kind, result.entries[start : start + size])
+            # The refused refresh may have sent pages already; the full one names every live
+            # entry again, so only what it sends counts as seen.
+            self.seen[kind] = set()
+            result = await self.deps.directory.content_sync(query, None, write)
         self.cookies[kind] = result.cookie
         async with self.deps.engine.connect() as conn:
             if cookie is None or result.present is not None:
                 # No cookie: the server sent everything. A present phase: it named every survivor.
-                keep = self.seen[kind] | set(result.present or ())
+                # An entry written from an earlier page and deleted later in the same refresh
+                # is in ``deleted``, not a survivor.
+                keep = (self.seen[kind] - set(result.deleted)) | set(result.present or ())
                 self.complete_reads[kind] = len(keep)
                 return await writes.plan_removals(conn, kind, keep=keep, policy=self.deps.sync.on_missing)
             if result.deleted:
@@ -271,8 +284,14 @@ class _Run:
             return
         await self.deps.lock.ensure_held()  # never remove without the lock
         sync = self.deps.sync
+        live: dict[EntryKind, int] = {}
         async with self.deps.engine.connect() as conn:
-            live = {kind: await writes.live_count(conn, kind) for kind in EntryKind}
+            for kind in EntryKind:
+                n = sum(1 for r in removals if r.kind is kind)
+                # The share check asks only whether fewer than n / fraction are live.
+                share = n <= sync.guard_max_deletions and sync.guard_max_fraction > 0
+                below = n / sync.guard_max_fraction if share else None
+                live[kind] = await writes.live_count(conn, kind, below=below)
         held: list[str] = []
         empty_read = False
         for kind in EntryKind:

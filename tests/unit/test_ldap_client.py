@@ -11,6 +11,7 @@ from ldap3.core.exceptions import (
     LDAPSessionTerminatedByServerError,
     LDAPSocketReceiveError,
 )
+from ldap3.strategy.base import SESSION_TERMINATED_BY_SERVER
 from ldap3.utils.asn1 import decode_message_fast
 
 import syncsvc.ldap
@@ -176,3 +177,58 @@ class TestRawEntryDecoder:
         done = _tlv(0x30, _tlv(0x02, b"\x03") + _tlv(0x65, _tlv(0x0A, b"\x04") + _tlv(0x04, b"") + _tlv(0x04, b"")))
         decoded = conn.strategy.decode_response_fast(decode_message_fast(done))
         assert ("searchResDone", 4, "sizeLimitExceeded") == (decoded["type"], decoded["result"], decoded["description"])
+
+
+class _ChunkedSocket:
+    """A socket whose peer sends ``data`` in chunks of ``size`` bytes, then closes."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data = data
+        self._size = size
+
+    def recv(self, bufsize: int) -> bytes:
+        sent, self._data = self._data[: min(bufsize, self._size)], self._data[min(bufsize, self._size) :]
+        return sent
+
+
+def _done(message_id: int) -> bytes:
+    return _tlv(0x30, _tlv(0x02, bytes([message_id])) + _tlv(0x65, _tlv(0x0A, b"\x00") + _tlv(0x04, b"") + _tlv(0x04, b"")))
+
+
+def _entry(message_id: int, dn: bytes, attributes: list[tuple[bytes, list[bytes]]]) -> bytes:
+    body = b"".join(
+        _tlv(0x30, _tlv(0x04, name) + _tlv(0x31, b"".join(_tlv(0x04, v) for v in values)))
+        for name, values in attributes
+    )
+    return _tlv(0x30, _tlv(0x02, bytes([message_id])) + _tlv(0x64, _tlv(0x04, dn) + _tlv(0x30, body)))
+
+
+class TestTextEntryDecoder:
+    @pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
+    def test_a_search_answer_is_read_whatever_the_chunks(self, chunk: int) -> None:
+        """Entries arrive decoded (a 100k-value group among them), ranged ones raw, then the
+        result, however the socket splits the bytes."""
+        members = [f"uid=user{i},ou=people,dc=ex".encode() for i in range(100 if chunk == 1 else 5000)]
+        wire = b"".join([
+            _entry(3, b"cn=Big,dc=ex", [(b"cn", [b"Big"]), (b"member", members)]),
+            _entry(3, b"uid=ada,dc=ex", [(b"UID", [b"ada"]), (b"jpegPhoto", [b"\xff\xd8"])]),
+            _entry(3, b"cn=ad,dc=ex", [(b"member;range=0-0", [b"cn=a"])]),
+            _done(3),
+        ])  # fmt: skip
+        conn = Connection(Server("127.0.0.1"), client_strategy=SYNC)
+        _install_raw_entry_decoder(conn)
+        _install_raw_entry_decoder(conn, OPENLDAP.binary_attributes)  # replaces, never stacks
+        conn.socket = _ChunkedSocket(wire, chunk)
+        responses = conn.strategy._get_response(3, None)  # noqa: SLF001
+        big, ada, ranged, done = responses[:4]
+        assert tuple(m.decode() for m in members) == big["decoded_attributes"]["member"]
+        assert {"uid": ("ada",), "jpegphoto": (b"\xff\xd8",)} == ada["decoded_attributes"]
+        assert {"member;range=0-0": [b"cn=a"]} == ranged["raw_attributes"]
+        assert ("searchResDone", 0) == (done["type"], done["result"])
+
+    def test_a_closed_connection_ends_the_session(self) -> None:
+        """The server closing the socket mid-answer is a terminated session, not a hang."""
+        conn = Connection(Server("127.0.0.1"), client_strategy=SYNC)
+        _install_raw_entry_decoder(conn, OPENLDAP.binary_attributes)
+        conn.socket = _ChunkedSocket(_entry(3, b"cn=a", [(b"cn", [b"a"])])[:-2], 5)
+        assert SESSION_TERMINATED_BY_SERVER == conn.strategy._get_response(3, None)  # noqa: SLF001
