@@ -93,7 +93,8 @@ class UserRow(Base):
     # SHA-256 of the stored thumbnail (user_photo), None without one: the SCIM body shows the
     # thumbnail URL from it and the photo route's ETag is it, without loading the bytes.
     photo_hash: Mapped[str | None] = mapped_column(String(64))
-    manager_dn_norm: Mapped[str | None] = mapped_column(Text)
+    # Indexed: an incremental run resolves managers for the reports of the users it read.
+    manager_dn_norm: Mapped[str | None] = mapped_column(Text, index=True)
     manager_id: Mapped[str | None] = mapped_column(String(36), index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
