@@ -5,8 +5,9 @@ PostgreSQL is a failure, not a skip: CI must run them (``scripts/test`` installs
 
 - ``slapd``: a fresh slapd seeded with ``tests/fixtures/ldif/base.ldif``, one per test.
 - ``make_slapd``: a factory for a slapd with another seed (path or LDIF text).
-- ``store_url``: a SQLAlchemy async URL of a fresh, empty database, once per backend
-  (ids ``sqlite`` and ``postgresql``), dropped after the test.
+- ``store_url``: a SQLAlchemy async URL of a fresh database at the head revision (a copy of
+  one migrated per session), once per backend (ids ``sqlite`` and ``postgresql``), dropped
+  after the test; empty, without the schema, for tests marked ``empty_store``.
 - ``pg_admin_url``: the PostgreSQL server's admin URL (libpq form), for the session.
 """
 
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.settings import StoreSettings
 from syncsvc.store import create_engine, upgrade
-from tests.support import postgres
+from tests.support import postgres, storetemplate
 from tests.support.slapd import Slapd, missing_tools
 
 HERE = Path(__file__).parent
@@ -92,14 +93,34 @@ def pg_admin_url() -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store at the head revision, copied by ``store_url``."""
+    return storetemplate.migrated_sqlite(tmp_path_factory.mktemp("store-template"))
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """The name of a PostgreSQL database at the head revision, copied by ``store_url``."""
+    with storetemplate.migrated_postgres(pg_admin_url) as name:
+        yield name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLAlchemy async URL of a fresh, empty store database; run once per backend."""
+    """A SQLAlchemy async URL of a fresh store database at the head revision (empty, without
+    the schema, when the test is marked ``empty_store``); run once per backend."""
+    empty = request.node.get_closest_marker("empty_store") is not None
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        if empty:
+            yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        else:
+            yield storetemplate.copy_sqlite(request.getfixturevalue("sqlite_template"),
+                                            tmp_path / "store.db")
         return
     admin_url: str = request.getfixturevalue("pg_admin_url")
-    with postgres.fresh_database(admin_url) as url:
+    template = None if empty else request.getfixturevalue("pg_template")
+    with postgres.fresh_database(admin_url, template) as url:
         yield url
 
 

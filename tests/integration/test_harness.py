@@ -16,7 +16,8 @@ from ldap3.core.exceptions import LDAPSocketOpenError, LDAPStartTLSError
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from syncsvc.settings import DEMO_LDIF
+from syncsvc.settings import DEMO_LDIF, StoreSettings
+from syncsvc.store import create_engine, current_revision, head_revision
 from tests.support.slapd import Slapd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,7 +197,19 @@ class TestSlapd:
 
 
 class TestStore:
-    async def test_store_url_is_an_empty_database(self, store_url: str) -> None:
+    async def test_store_url_is_a_fresh_store_at_head(self, store_url: str) -> None:
+        """By default each backend's store URL opens a store at the newest revision, with no
+        rows: a copy of the session's migrated template."""
+        engine = create_engine(StoreSettings(url=store_url))
+        try:
+            assert head_revision() == await current_revision(engine)
+            async with engine.connect() as conn:
+                assert 0 == await conn.scalar(text("SELECT count(*) FROM scim_user"))
+        finally:
+            await engine.dispose()
+
+    @pytest.mark.empty_store
+    async def test_empty_store_url_is_an_empty_database(self, store_url: str) -> None:
         """Each backend's store URL opens a database without tables, ready for the schema."""
         engine = create_async_engine(store_url)
         try:

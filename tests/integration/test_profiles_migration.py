@@ -19,6 +19,9 @@ from syncsvc.store import create_engine, upgrade
 from syncsvc.store.engine import _alembic_config
 from syncsvc.store.schema import Base, UserRow
 
+# These tests migrate step by step from an empty database.
+pytestmark = pytest.mark.empty_store
+
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 
 # scim_user as revision 0002 has it (no public_slug, no photo_hash).

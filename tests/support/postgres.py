@@ -40,6 +40,7 @@ __all__ = [
     "fresh_database",
     "pg_admin_url",
     "private_cluster",
+    "run_async",
     "sqlalchemy_url",
 ]
 
@@ -52,7 +53,7 @@ class PostgresUnavailable(RuntimeError):
     """No PostgreSQL could be reached or started; the message says what was tried."""
 
 
-def _run_async(coro: Coroutine[Any, Any, _T]) -> _T:
+def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
     # A private event loop in a worker thread: safe from sync fixtures whether or not the
     # caller's thread has a (running) loop, and it leaves that thread's loop untouched.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -82,12 +83,17 @@ async def _answers(url: str) -> bool:
         await conn.close()
 
 
-async def create_database(admin_url: str) -> str:
-    """Create an empty, uniquely named database on the server of *admin_url*; return its name."""
+async def create_database(admin_url: str, template: str | None = None) -> str:
+    """Create a uniquely named database on the server of *admin_url*; return its name.
+
+    Empty, or a copy of database *template* (no connection may be open to it): copying a
+    migrated database costs a fraction of running the migrations again.
+    """
     name = f"syncsvc_test_{uuid.uuid4().hex[:16]}"
+    source = f'"{template}"' if template else "template0 ENCODING 'UTF8'"
     conn = await asyncpg.connect(_libpq_url(admin_url), timeout=10)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {source}')
     finally:
         await conn.close()
     return name
@@ -103,13 +109,14 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 
 @contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """Create a fresh database, yield its SQLAlchemy async URL, and drop it afterwards."""
-    name = _run_async(create_database(admin_url))
+def fresh_database(admin_url: str, template: str | None = None) -> Iterator[str]:
+    """Create a fresh database (a copy of *template*, else empty), yield its SQLAlchemy async
+    URL, and drop it afterwards."""
+    name = run_async(create_database(admin_url, template))
     try:
         yield sqlalchemy_url(admin_url, name)
     finally:
-        _run_async(drop_database(admin_url, name))
+        run_async(drop_database(admin_url, name))
 
 
 @functools.cache
@@ -122,10 +129,10 @@ def pg_admin_url() -> str:
     override = os.environ.get(PG_URL_ENV)
     if override:
         url = _libpq_url(override)
-        if not _run_async(_answers(url)):
+        if not run_async(_answers(url)):
             raise PostgresUnavailable(f"${PG_URL_ENV} ({make_url(url)!r}) does not answer")
         return url
-    if _run_async(_answers(DEFAULT_ADMIN_URL)):
+    if run_async(_answers(DEFAULT_ADMIN_URL)):
         return DEFAULT_ADMIN_URL
     return _PrivateCluster.start().url
 
