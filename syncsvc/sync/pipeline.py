@@ -1,9 +1,13 @@
 """The sync engine: directory -> mapping -> store, as full, incremental or change-feed runs.
 
 Order (authentik's, see STYLE.md): users and groups are read concurrently, page by page, each
-page written in one transaction; then members and managers are resolved (they need both); then,
-after a complete read, the sweep removes what the directory no longer has, within the guard.
-A failed read removes nothing and leaves the marks where they were.
+page written in one transaction (a page of groups naming many members: in parts, each in one);
+then members and managers are resolved (they need both); then, after a complete read, the sweep
+removes what the directory no longer has, within the guard. A failed read removes nothing and
+leaves the marks where they were.
+
+Memory: a run holds a page (or part) at a time, the anchors it read (compact past a bound,
+syncsvc.sync.seen), and while resolving members one batch of groups; not the directory.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
 from syncsvc.sync.photos import PhotoPlan, apply_photos, plan_photos
 from syncsvc.sync.report import SyncReport
+from syncsvc.sync.seen import AnchorSet, Survivors
 
 __all__ = ["Progress", "SyncDeps", "SyncOptions", "run_sync"]
 
@@ -129,7 +134,9 @@ class _Run:
         self.report = report
         self.ctx = WriteContext(now=deps.clock(), dry_run=opts.dry_run, keep_changes=opts.dry_run,
                                 capture=deps.capture_changes)
-        self.seen: dict[EntryKind, set[str]] = {EntryKind.USER: set(), EntryKind.GROUP: set()}
+        # Compact past EXACT_MAX anchors (syncsvc.sync.seen): a full read of 1M entries
+        # would otherwise hold every anchor as a string until the sweep.
+        self.seen: dict[EntryKind, AnchorSet] = {kind: AnchorSet() for kind in EntryKind}
         self.pages_with_new_rows = 0  # the store is being filled: see analyze_while_loading
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
@@ -175,15 +182,29 @@ class _Run:
         return outcome
 
     async def write_page(self, kind: EntryKind, entries: Sequence[LdapEntry]) -> None:
+        """Map and write one page read; groups in parts of at most PART_VALUES values.
+
+        A page is a number of entries, but a group can name 100k members: at 1M users the first
+        page of groups held every department group, a million member DNs, and mapping and
+        writing them at once (normalised DNs, the stored JSON, its hash) cost hundreds of MiB
+        more than the entries themselves. Each part is written like a page of its own.
+        """
+        if kind is EntryKind.USER:  # about 20 values an entry: a page is one part
+            await self._write_part(kind, entries)
+            return
+        for part in _parts(entries, PART_VALUES):
+            await self._write_part(kind, part)
+
+    async def _write_part(self, kind: EntryKind, entries: Sequence[LdapEntry]) -> None:
         if self.deps.stopping.is_set():
             raise SyncStopped("stopped by shutdown at a page boundary; nothing half-written")
         await self.deps.lock.ensure_held()  # lost (PostgreSQL restarted): another may sync now
         mapper = map_user if kind is EntryKind.USER else map_group
         records = []
         photos: dict[str, bytes | None] = {}  # anchor -> the directory's photo
+        # A problem entry is still in the directory: it counts as seen, so no sweep removes it.
+        self.seen[kind].update([entry.anchor for entry in entries])
         for entry in entries:
-            # A problem entry is still in the directory: it counts as seen, so no sweep removes it.
-            self.seen[kind].add(entry.anchor)
             self._note_mark(kind, entry)
             result = mapper(entry, self.deps.mapping)
             if isinstance(result, Problem):
@@ -242,7 +263,7 @@ class _Run:
             cookie = None
             # The refused refresh may have sent pages already; the full one names every live
             # entry again, so only what it sends counts as seen.
-            self.seen[kind] = set()
+            self.seen[kind] = AnchorSet()
             result = await self.deps.directory.content_sync(query, None, write)
         self.cookies[kind] = result.cookie
         async with self.deps.engine.connect() as conn:
@@ -250,7 +271,7 @@ class _Run:
                 # No cookie: the server sent everything. A present phase: it named every survivor.
                 # An entry written from an earlier page and deleted later in the same refresh
                 # is in ``deleted``, not a survivor.
-                keep = (self.seen[kind] - set(result.deleted)) | set(result.present or ())
+                keep = Survivors(self.seen[kind], result.deleted, result.present or ())
                 self.complete_reads[kind] = len(keep)
                 return await writes.plan_removals(conn, kind, keep=keep, policy=self.deps.sync.on_missing)
             if result.deleted:
@@ -261,6 +282,11 @@ class _Run:
 
     # -- after the reads -----------------------------------------------------------------------
 
+    def _read_users(self) -> set[str] | None:
+        """The users this run read, to scope manager resolution; None (every user) once the
+        run read too many to keep their anchors (far more than a scoped statement takes)."""
+        return self.seen[EntryKind.USER].exact()
+
     async def resolve(self, *, all_groups: bool) -> None:
         self.opts.progress.phase("resolving members and managers")
         async with self.deps.engine.begin() as conn:
@@ -270,7 +296,7 @@ class _Run:
                 already_bumped=bumped,
             )
             managers = await writes.resolve_managers(
-                conn, self.ctx, anchors=None if all_groups else self.seen[EntryKind.USER])
+                conn, self.ctx, anchors=None if all_groups else self._read_users())
         for outcome in (members, managers):
             self.report.problems.extend(outcome.problems)
             self.report.changes.extend(outcome.changes)
@@ -356,6 +382,25 @@ class _Run:
                 # Every entry was re-derived under these rules: incremental runs may follow.
                 await state.set_state(conn, FINGERPRINT_KEY, self.deps.rules_fingerprint,
                                       self.ctx.now)
+
+
+# A page of groups is cut where its member lists add up to more than this many values.
+PART_VALUES = 50_000
+
+
+def _parts(entries: Sequence[LdapEntry], budget: int) -> list[Sequence[LdapEntry]]:
+    """``entries`` cut into runs whose attribute values add up to at most ``budget`` (an entry
+    holding more is a part of its own)."""
+    parts: list[Sequence[LdapEntry]] = []
+    start = held = 0
+    for at, entry in enumerate(entries):
+        size = sum(len(values) for values in entry.attributes.values())
+        if at > start and held + size > budget:
+            parts.append(entries[start:at])
+            start, held = at, 0
+        held += size
+    parts.append(entries[start:])
+    return parts
 
 
 def _later(a: str, b: str, flavor: Flavor) -> bool:
