@@ -209,6 +209,8 @@ def _check_scim(ctx: _Ctx, scim: ScimSettings, profiles: ProfilesSettings) -> No
                  low=1024)
     _check_range(ctx, "scim.response_cache_bytes", scim.response_cache_bytes,
                  ">= 0 (bytes; 0: no cache)", low=0)
+    _check_range(ctx, "scim.rendered_cache_bytes", scim.rendered_cache_bytes,
+                 ">= 0 (bytes; 0: no cache)", low=0)
     _check_range(ctx, "profiles.public_max_age", profiles.public_max_age, ">= 0 (seconds)", low=0)
 
 

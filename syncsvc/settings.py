@@ -136,6 +136,8 @@ class ScimSettings:
     max_request_bytes: int = 1_048_576  # any other request body
     # Rendered GET answers kept until the store changes (syncsvc.scim.cache); 0: no cache.
     response_cache_bytes: int = 64 * 1_048_576
+    # Each User's default rendering, by every input it depends on (syncsvc.scim.rendered); 0: off.
+    rendered_cache_bytes: int = 64 * 1_048_576
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,9 @@ from syncsvc.scim.state import SCIM, ScimState
 from syncsvc.settings import Settings
 from syncsvc.store import unavailable_reason
 from syncsvc.store.changes import StoreChanges
+from syncsvc.store.engine import is_postgres
 from syncsvc.store.loopreads import loop_reader_for
+from syncsvc.store.pgreads import PgReader
 
 __all__ = ["ENGINE", "create_app"]
 
@@ -82,7 +84,11 @@ def create_app(
     app.on_cleanup.append(lambda _app: changes.aclose())
     if loop_reader is not None:
         app.on_cleanup.append(lambda _app: asyncio.to_thread(loop_reader.close))
-    service = ScimService(engine, scim, capture=bool(settings.targets), loop_reader=loop_reader)
+    pg_reader = PgReader(engine) if is_postgres(engine) else None
+    if pg_reader is not None:
+        app.on_cleanup.append(lambda _app: pg_reader.aclose())
+    service = ScimService(engine, scim, capture=bool(settings.targets), loop_reader=loop_reader,
+                          pg_reader=pg_reader)
     cache = ResponseCache(changes, scim.response_cache_bytes)
     metrics.watch_cache(cache)
     app[SCIM] = ScimState(service=service, settings=scim, cache=cache)

@@ -113,6 +113,10 @@ class Metrics:
                 self.target_success.labels(t.name).set(t.last_success.timestamp())
 
     def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+        # The labelled series of each (route, method, status): looking them up by labels cost
+        # more than counting. As many as the series themselves (route templates, not paths).
+        series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
         @web.middleware
         async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
             started = time.perf_counter()
@@ -125,8 +129,13 @@ class Metrics:
                 # The route's template, not the path: ids must not become label values.
                 route = request.match_info.route.resource
                 name = route.canonical if route is not None else "unmatched"
-                self.requests.labels(name, request.method, str(status)).inc()
-                self.latency.labels(name, request.method).observe(time.perf_counter() - started)
+                key = (name, request.method, status)
+                found = series.get(key)
+                if found is None:
+                    found = series[key] = (self.requests.labels(name, request.method, str(status)),
+                                           self.latency.labels(name, request.method))
+                found[0].inc()
+                found[1].observe(time.perf_counter() - started)
 
         return count_requests
 

@@ -13,10 +13,10 @@ skips a check. Keys hold the public base URL, so two names of one server never s
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from syncsvc.scim.lru import ByteLru
 from syncsvc.store.changes import StoreChanges
 
 __all__ = ["CachedResponse", "ResponseCache"]
@@ -34,13 +34,10 @@ class ResponseCache:
     def __init__(self, changes: StoreChanges, max_bytes: int) -> None:
         self._changes = changes
         self._max_bytes = max_bytes
-        # One answer may take at most this much, so a few huge lists cannot evict everything.
-        self._max_entry = max_bytes // 8
-        self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
-        self._bytes = 0
+        # One answer may take at most an eighth, so a few huge lists cannot evict everything.
+        self._lru: ByteLru[CachedResponse] = ByteLru(
+            max_bytes, max_bytes // 8, lambda _key, response: len(response.body))
         self._token: object = None
-        self.hits = 0
-        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -55,40 +52,33 @@ class ResponseCache:
         if token != self._token:
             # The store changed: every answer is stale. Dropping them all at once is what keeps
             # a lookup to one comparison.
-            self._entries.clear()
-            self._bytes = 0
+            self._lru.clear()
             self._token = token
         return token
 
     def get(self, key: Hashable) -> CachedResponse | None:
         if self.token() is None:
             return None
-        found = self._entries.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return found
+        return self._lru.get(key)
 
     def put(self, key: Hashable, token: object, response: CachedResponse) -> None:
         """Keep ``response``, read after ``token`` was taken, unless the store changed since:
         then it may already be stale."""
-        size = len(response.body)
-        if token is None or size > self._max_entry or self.token() != token:
+        if token is None or self.token() != token:
             return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old.body)
-        self._entries[key] = response
-        self._bytes += size
-        while self._bytes > self._max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= len(evicted.body)
+        self._lru.put(key, response)
+
+    @property
+    def hits(self) -> int:
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        return self._lru.misses
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        return self._lru.size_bytes
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)

@@ -391,6 +391,10 @@ class _Translator:
                 return lhs.like(
                     literal(pattern.format(_like_escape(value.lower())), String), escape="/"
                 )
+            if self.dialect == "sqlite":
+                # SQLite's LIKE ignores ASCII case and its lower() folds nothing else: lower()
+                # on both sides changes no answer and made a scan (`co`) cost 2.5 times as much.
+                return lhs.like(literal(pattern.format(_like_escape(value)), String), escape="/")
             lowered = func.lower(literal(pattern.format(_like_escape(value)), String))
             return func.lower(lhs).like(lowered, escape="/")
         rhs: ColumnElement[Any]

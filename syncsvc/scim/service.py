@@ -22,6 +22,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from syncsvc import jsoncodec
 from syncsvc.errors import (
     ConcurrentUpdate,
     InvalidValue,
@@ -41,6 +42,7 @@ from syncsvc.scim.patch import (
     touches_members,
 )
 from syncsvc.scim.projection import needs, project
+from syncsvc.scim.rendered import RenderedUsers, embed, page_key, user_key
 from syncsvc.scim.schema import PROFILE_USER
 from syncsvc.scim.serialize import (
     LIST_RESPONSE,
@@ -56,10 +58,14 @@ from syncsvc.settings import ScimSettings
 from syncsvc.store import reads
 from syncsvc.store import resources as store
 from syncsvc.store.loopreads import LoopReader
+from syncsvc.store.pgreads import PgReader
 
 __all__ = ["Kind", "ListQuery", "Result", "ScimService", "KINDS"]
 
 log = structlog.get_logger(__name__)
+
+# What a User shows without attributes/excludedAttributes: what syncsvc.scim.rendered keeps.
+_DEFAULT_USER_PARTS = frozenset({"groups", "manager"})
 
 # A write that lost a race (a sync or another client changed the row between our read and our
 # write) is redone this many times in all when the client sent no If-Match.
@@ -132,7 +138,7 @@ class ScimService:
     def __init__(
         self, engine: AsyncEngine, settings: ScimSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, capture: bool = False,
-        loop_reader: LoopReader | None = None,
+        loop_reader: LoopReader | None = None, pg_reader: PgReader | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -142,7 +148,15 @@ class ScimService:
         self._capture = capture
         # SQLite: a User by id is read on the loop's thread (syncsvc.store.loopreads).
         self._loop_reader = loop_reader
+        # PostgreSQL: the same reads on asyncpg directly (syncsvc.store.pgreads).
+        self._pg_reader = pg_reader
         self._user_by: dict[tuple[str, frozenset[str]], Select[Any]] = {}
+        self._rendered = RenderedUsers(settings.rendered_cache_bytes)
+        table = store.USERS
+        self._users_by_ids = select(
+            table, *self._read_columns(KINDS["Users"], _DEFAULT_USER_PARTS),
+            *reads.user_key_extra_columns(self._dialect),
+        ).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -168,6 +182,30 @@ class ScimService:
             group_resource(r, base_url=base_url, members=members[r.id] if members is not None else None)
             for r in rows
         ]
+
+    async def _render_kept(
+        self, conn: AsyncConnection, keys: Sequence[Row[Any]], base_url: str
+    ) -> list[Any]:
+        """The default renderings of a page of Users read with ``reads.user_key_columns``:
+        kept bytes for every key seen before, one read and render for the others."""
+        out: list[bytes | None] = []
+        missing: dict[str, int] = {}
+        for row in keys:
+            body = self._rendered.get(page_key(row, base_url))
+            if body is None:
+                missing[row.id] = len(out)
+            out.append(body)
+        if missing:
+            rows = list(await conn.execute(self._users_by_ids, {"ids": list(missing)}))
+            bodies = self._render_users(rows, _DEFAULT_USER_PARTS, base_url)
+            for row, rendered in zip(rows, bodies, strict=True):
+                # Keyed by the row just read: if a commit came between the two reads, this is
+                # the newer state, and the key says so.
+                body = jsoncodec.dumps(rendered)
+                self._rendered.put(user_key(row, base_url), body)
+                out[missing[row.id]] = body
+        # A user deleted between the two reads is not shown: a read now would not show it.
+        return [embed(body) for body in out if body is not None]
 
     @staticmethod
     def _render_users(
@@ -241,6 +279,8 @@ class ScimService:
         unless SQLite is busy."""
         params = {"value": value}
         rows = self._read_inline(statement, params) if self._loop_reader is not None else None
+        if rows is None and self._pg_reader is not None:
+            rows = await self._pg_reader.all(statement, params)
         if rows is None:
             async with self._engine.connect() as conn:
                 rows = list(await conn.execute(statement, params))
@@ -261,12 +301,15 @@ class ScimService:
         """A ListResponse page: index paging (startIndex/count) or cursor paging (RFC 9865)."""
         settings = self._settings
         parsed = filters.parse_filter(query.filter) if query.filter else None
-        where = filters.where(kind.name, parsed, self._dialect) if parsed is not None else None
         count = settings.default_page_size if query.count is None else query.count
         count = max(0, min(count, settings.max_results))
         order, descending = self._order(kind, query)
         parts = needs(kind.name, query.attributes, query.excluded)
-        columns = [kind.table, *self._read_columns(kind, parts)]
+        # The usual page (no attributes/excludedAttributes): kept renderings by key.
+        kept = kind.name == "User" and self._rendered.enabled and not query.attributes \
+            and not query.excluded
+        columns = list(reads.user_key_columns(self._dialect)) if kept \
+            else [kind.table, *self._read_columns(kind, parts)]
         lookup = filters.unique_lookup(kind.name, parsed) \
             if parsed is not None and query.cursor is None and query.start_index <= 1 and count \
             else None
@@ -275,6 +318,8 @@ class ScimService:
             found = await self._read_users(self._user_select(column, parts), value)
             return self._list_response(kind, query, len(found), start_index=1,
                                        bodies=self._render_users(found, parts, base_url))
+        # Built after the lookup, which needs no WHERE clause (building one cost more than it).
+        where = filters.where(kind.name, parsed, self._dialect) if parsed is not None else None
         async with self._engine.connect() as conn:
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
@@ -288,19 +333,29 @@ class ScimService:
                     else:
                         offset = state["offset"]
             rows = []
+            # A page that cannot be its own total (deep, or after a cursor), or whose total is
+            # an index count (no filter), reads the total in its own statement.
+            embedded = count > 0 and (where is None or offset > 0 or page_where is not where)
             if count:
-                rows = await store.fetch(conn, kind.table, where=page_where, order_by=order,
-                                         offset=offset, limit=count + 1, columns=columns)
+                rows = await store.fetch(
+                    conn, kind.table, where=page_where, order_by=order, offset=offset,
+                    limit=count + 1,
+                    columns=[*columns, reads.total_column(kind.table, where)] if embedded
+                    else columns)
             more = len(rows) > count
             # A first page that holds every match is its own total: the usual answer to a
             # filter such as `userName eq "x"` costs one query, not two.
             whole = count > 0 and not more and offset == 0 and page_where is where
-            total = len(rows) if whole else await store.count(conn, kind.table, where)
+            if embedded and rows:
+                total = int(getattr(rows[0], reads.TOTAL_COLUMN))
+            else:
+                total = len(rows) if whole else await store.count(conn, kind.table, where)
             if query.filter and settings.max_filter_results and total > settings.max_filter_results:
                 raise TooMany(f"the filter matches {total} resources; the limit is "
                               f"{settings.max_filter_results}: narrow it")
             rows = rows[:count]
-            bodies = await self._render(conn, kind, rows, parts, base_url, folded=True)
+            bodies = await self._render_kept(conn, rows, base_url) if kept \
+                else await self._render(conn, kind, rows, parts, base_url, folded=True)
         cursor = self._cursor(rows[-1], query, offset, len(rows)) \
             if start_index is None and more and rows else None
         return self._list_response(kind, query, total, start_index=start_index, bodies=bodies,
@@ -309,7 +364,7 @@ class ScimService:
     @staticmethod
     def _list_response(
         kind: Kind, query: ListQuery, total: int, *,
-        start_index: int | None, bodies: list[dict[str, Any]], next_cursor: str | None = None,
+        start_index: int | None, bodies: list[Any], next_cursor: str | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": total,
                                "itemsPerPage": len(bodies)}

@@ -15,18 +15,20 @@ goes the usual way.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Executable, event
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy import Select, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from syncsvc import jsoncodec
 from syncsvc.store.engine import sqlite_file
+from syncsvc.store.rawreads import StatementCache
 
 __all__ = ["LoopReader", "loop_reader_for"]
 
@@ -47,30 +49,44 @@ class LoopReader:
             connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(self._engine, "connect", _read_only)
-        self._conn: Connection | None = None
+        self._statements = StatementCache(lambda: self._engine.dialect)
+        self._pooled: PoolProxiedConnection | None = None
+        self._conn: sqlite3.Connection | None = None
 
-    def all(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
-        """Every row of ``statement``: only for statements bounded by an index (a unique key);
-        anything that may scan belongs on aiosqlite, off the loop.
+    def all(self, statement: Select[Any], params: dict[str, Any] | None = None) -> list[Any]:
+        """Every row of ``statement`` (named tuples, as SQLAlchemy's rows read): only for
+        statements bounded by an index (a unique key); anything that may scan belongs on
+        aiosqlite, off the loop. Build ``statement`` once and pass the same object each time.
 
         Raises:
             sqlalchemy.exc.DBAPIError: SQLite was busy or failed; read the usual way.
         """
-        if self._conn is None:
-            # Kept open, in autocommit: no checkout and reset per read (a third of its cost),
-            # and no transaction left open between reads, so each one sees the latest commit.
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn = self._conn if self._conn is not None else self._connect()
+        raw = self._statements.get(statement)
+        args = raw.args(params or {})
         try:
-            return list(self._conn.execute(statement, params or {}))
-        except DBAPIError:
+            found = conn.execute(raw.sql, args).fetchall()
+        except sqlite3.Error as exc:
             self._drop()  # the next read starts on a fresh connection
-            raise
+            raise DBAPIError.instance(raw.sql, args, exc, sqlite3.Error,
+                                      dialect=self._engine.dialect) from exc
+        return raw.rows(found)
+
+    def _connect(self) -> sqlite3.Connection:
+        # Kept open, in autocommit: no checkout and reset per read, and no transaction left
+        # open between reads, so each one sees the latest commit.
+        self._pooled = self._engine.raw_connection()
+        conn = self._pooled.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.isolation_level = None
+        self._conn = conn
+        return conn
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.invalidate()
-            conn.close()
+        pooled, self._pooled, self._conn = self._pooled, None, None
+        if pooled is not None:
+            pooled.invalidate()
+            pooled.close()
 
     def close(self) -> None:
         self._drop()

@@ -109,7 +109,11 @@ class TestSoak:
                     SYNCSVC_LDAP__BASE_DN=directory.base_dn, SYNCSVC_STORE__URL=store,
                     SYNCSVC_HTTP__PORT=str(port), SYNCSVC_SCHEDULE__ENABLED="false",
                     SYNCSVC_LDAP__PAGE_SIZE="100", SYNCSVC_SYNC__BATCH_SIZE="100",
-                    SYNCSVC_LOG__LEVEL="warning"),
+                    SYNCSVC_LOG__LEVEL="warning",
+                    # The SCIM caches fill up to their bound by design (every PATCH is a new
+                    # rendering to keep): small bounds, so that growth past them is a leak.
+                    SYNCSVC_SCIM__RESPONSE_CACHE_BYTES="1048576",
+                    SYNCSVC_SCIM__RENDERED_CACHE_BYTES="1048576"),
                 stdout=subprocess.DEVNULL, stderr=err)
         try:
             figures = await _soak(port, token, proc.pid, directory, store)
