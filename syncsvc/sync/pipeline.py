@@ -41,7 +41,7 @@ from syncsvc.ldap import (
 from syncsvc.mapping import CompiledMapping, map_group, map_user
 from syncsvc.settings import LdapSettings, SyncSettings
 from syncsvc.store import runs, state, unavailable_reason, writes
-from syncsvc.store.maintenance import analyze_while_loading, refresh_statistics, worth_refreshing
+from syncsvc.store.maintenance import RunStatistics
 from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
@@ -137,7 +137,8 @@ class _Run:
         # Compact past EXACT_MAX anchors (syncsvc.sync.seen): a full read of 1M entries
         # would otherwise hold every anchor as a string until the sweep.
         self.seen: dict[EntryKind, AnchorSet] = {kind: AnchorSet() for kind in EntryKind}
-        self.pages_with_new_rows = 0  # the store is being filled: see analyze_while_loading
+        self.pages_with_new_rows = 0  # the store is being filled: see RunStatistics
+        self.statistics = RunStatistics(deps.engine)
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
         self.cookies: dict[EntryKind, bytes | None] = {}
@@ -230,10 +231,15 @@ class _Run:
         self.report.add(outcome)
         if outcome.created and not self.ctx.dry_run:
             self.pages_with_new_rows += 1
-            await analyze_while_loading(self.deps.engine, self.pages_with_new_rows)
+            self.statistics.pages_loaded(self.pages_with_new_rows)
         self.opts.progress.advance(kind, len(entries))
         log.info("sync.page_written", kind=kind.value, entries=len(entries),
                  created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged)
+
+    def users_read(self) -> None:
+        """Every page is written: the users' tables change little more this run."""
+        if not self.ctx.dry_run:
+            self.statistics.users_read(self.report.created + self.report.updated, self.report.read)
 
     async def read_paged(self, kind: EntryKind, query: SearchQuery) -> None:
         async for page in self.deps.directory.search(query):
@@ -499,8 +505,8 @@ async def _run_locked(
                     report.status = RunStatus.SUCCESS
                     await run.save_marks()
                     written = report.created + report.updated + report.deactivated + report.deleted
-                    if not opts.dry_run and worth_refreshing(written, report.read):
-                        await refresh_statistics(deps.engine)
+                    if not opts.dry_run:
+                        await run.statistics.finish(written, report.read)
             except* SyncSvcError as group:
                 exc = group.exceptions[0]
                 report.status = RunStatus.FAILED
@@ -510,7 +516,7 @@ async def _run_locked(
                 report.status = RunStatus.FAILED
                 report.detail = "stopped by shutdown at a page boundary; nothing half-written"
                 log.warning("sync.cancelled")
-                await asyncio.shield(_close(run, started))
+                await asyncio.shield(_close(run, started, cancelled=True))
                 raise
             except* Exception as group:
                 # A bug or a store failure: still end the run record, never leave it "running".
@@ -527,8 +533,12 @@ async def _run_locked(
             await asyncio.shield(_close(run, started))
 
 
-async def _close(run: _Run, started: float) -> None:
+async def _close(run: _Run, started: float, *, cancelled: bool = False) -> None:
     await run.drain()
+    if cancelled:  # a shutdown waits for no statistics
+        await run.statistics.cancel()
+    else:  # a failed run's rows keep the statistics being gathered for them
+        await run.statistics.settle()
     await _finish_after_cancel(run.deps, run.opts, run.report, started)
 
 
@@ -599,6 +609,7 @@ async def _execute(run: _Run) -> None:
     if method == "contentsync":
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(run.read_content_sync(k, q)) for k, q in queries.items()]
+        run.users_read()
         await run.resolve(all_groups=False)
         await run.guard_and_remove([r for t in tasks for r in t.result()])
         return
@@ -609,6 +620,7 @@ async def _execute(run: _Run) -> None:
     async with asyncio.TaskGroup() as tg:
         for kind, query in queries.items():
             tg.create_task(run.read_paged(kind, query))
+    run.users_read()
     await run.resolve(all_groups=mode is RunMode.FULL)
     if mode is RunMode.FULL:
         run.opts.progress.phase("sweeping")
