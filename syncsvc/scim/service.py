@@ -462,7 +462,7 @@ class ScimService:
                                                   external_id=gparts.external_id, now=now,
                                                   capture=self._capture)
                 if gparts.members:
-                    await store.replace_members(conn, new_id, gparts.members)
+                    await store.replace_members(conn, new_id, gparts.members, now=now)
             return await self._result(conn, kind, new_id, base_url, attributes, excluded)
 
     async def _result(
@@ -511,9 +511,10 @@ class ScimService:
             row = await self._load(conn, kind, resource_id, for_update=delta is not None)
             self._check_version(row, if_match)
             if delta is not None and row.origin == "local":
-                if await store.change_members(conn, row.id, add=delta.add, remove=delta.remove):
-                    await store.bump_version(conn, kind.table, row, self._clock(),
-                                             capture=self._capture)
+                now = self._clock()
+                if await store.change_members(conn, row.id, add=delta.add, remove=delta.remove,
+                                              now=now):
+                    await store.bump_version(conn, kind.table, row, now, capture=self._capture)
                 return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
             # Members are loaded only when an operation may change them (Okta renames a group
             # with a path-less replace: that must not read 50,000 members).
@@ -559,7 +560,7 @@ class ScimService:
         await store.update_group(conn, row, resource=gparts.resource, external_id=gparts.external_id,
                                  now=now, capture=self._capture)
         if not keep_members:
-            await store.replace_members(conn, row.id, gparts.members or [])
+            await store.replace_members(conn, row.id, gparts.members or [], now=now)
 
     @_redo_lost_races
     async def delete(self, kind: Kind, resource_id: str, *, if_match: str | None = None) -> None:

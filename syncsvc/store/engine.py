@@ -62,6 +62,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # A list page reads users, their memberships and groups: in the default 2 MiB page cache
     # they evict each other, and the page cost twice as much. KiB; taken only as pages are read.
     cur.execute("PRAGMA cache_size=-16384")
+    # A sync commits pages of 1000 users, each insert landing at a page of its own in the
+    # B-trees keyed by directory values (entryUUID, DNs, names): a commit dirties thousands of
+    # index pages. Checkpointing every 1000 pages (4 MiB, the default) copied nearly the same
+    # pages back to the database after each commit; every 16384 pages (64 MiB) a checkpoint
+    # copies each once for many commits: 0.89 of SQLite's CPU time writing 300k users' pages,
+    # 0.97 of a whole first sync's CPU at 100k. The WAL file grows to 64 MiB; memory does not.
+    cur.execute("PRAGMA wal_autocheckpoint=16384")
     cur.close()
 
 

@@ -8,7 +8,6 @@ change in the push outbox, in the same transaction.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.errors import ConcurrentUpdate, InvalidValue, Uniqueness
+from syncsvc.store import dependents, ids
 from syncsvc.store.capture import capture as capture_change
 from syncsvc.store.rows import emails_of, user_columns
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
@@ -199,7 +199,7 @@ async def insert_user(
     slug = _slug_of(profile)
     await _check_slug(conn, slug, None)
     await _check_manager(conn, manager_id)
-    new_id = str(uuid.uuid4())
+    new_id = ids.new_id()
     try:
         await conn.execute(
             insert(USERS).values(
@@ -261,6 +261,8 @@ async def update_user(
         raise Uniqueness("userName or the public profile slug is already taken") from exc
     if resource is not None:
         await _write_emails(conn, row.id, resource)
+        if (resource.get("displayName") or resource["userName"]) != (row.display_name or row.user_name):
+            await dependents.renamed(conn, USERS, [row.id], now)
 
 
 async def _check_display_name(conn: AsyncConnection, name: str, own_id: str | None) -> None:
@@ -274,7 +276,7 @@ async def insert_group(
 ) -> str:
     name = str(resource["displayName"])
     await _check_display_name(conn, name, None)
-    new_id = str(uuid.uuid4())
+    new_id = ids.new_id()
     try:
         await conn.execute(
             insert(GROUPS).values(
@@ -310,6 +312,8 @@ async def update_group(
         )
     except IntegrityError as exc:
         raise Uniqueness(f"group displayName {name!r} is already taken") from exc
+    if name != row.display_name:
+        await dependents.renamed(conn, GROUPS, [row.id], now)
 
 
 _CHUNK = 1000  # ids per IN (...): well under every driver's bind-parameter limit
@@ -346,9 +350,10 @@ async def _insert_members(
 
 
 async def replace_members(
-    conn: AsyncConnection, group_id: str, members: Sequence[str]
+    conn: AsyncConnection, group_id: str, members: Sequence[str], *, now: datetime
 ) -> None:
-    """Make the group's members exactly ``members`` (ids of users or groups), writing the diff."""
+    """Make the group's members exactly ``members`` (ids of users or groups), writing the diff;
+    the users who joined or left get a new version (their ``groups`` changed)."""
     wanted = list(dict.fromkeys(members))
     types = await _member_types(conn, group_id, wanted)
     have = set(await conn.scalars(select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)))
@@ -357,23 +362,28 @@ async def replace_members(
         await conn.execute(
             delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
         )
-    await _insert_members(conn, group_id, [m for m in wanted if m not in have], types)
+    new = [m for m in wanted if m not in have]
+    await _insert_members(conn, group_id, new, types)
+    await dependents.memberships_changed(conn, [*gone, *new], now)
 
 
 async def change_members(
-    conn: AsyncConnection, group_id: str, *, add: Sequence[str], remove: Sequence[str]
+    conn: AsyncConnection, group_id: str, *, add: Sequence[str], remove: Sequence[str],
+    now: datetime,
 ) -> bool:
     """Add and remove members by id, touching only those rows; True when anything changed.
+    The users who joined or left get a new version (their ``groups`` changed).
 
     For PATCHes that add or remove a few members of a large group: the other members are
     never read. ``add`` ids must exist (else InvalidValue); removing a non-member is a no-op.
     """
-    changed = False
+    touched: list[str] = []  # members removed, then added
     for part in _chunks(list(dict.fromkeys(remove))):
-        result = await conn.execute(
+        touched.extend(await conn.scalars(
             delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
-        )
-        changed = changed or result.rowcount > 0
+            .returning(MEMBERS.c.member_id)
+        ))
+    changed = bool(touched)
     wanted = list(dict.fromkeys(add))
     if wanted:
         types = await _member_types(conn, group_id, wanted)
@@ -383,7 +393,9 @@ async def change_members(
                 MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))))
         new = [m for m in wanted if m not in have]
         await _insert_members(conn, group_id, new, types)
+        touched.extend(new)
         changed = changed or bool(new)
+    await dependents.memberships_changed(conn, touched, now)
     return changed
 
 
@@ -401,9 +413,12 @@ async def delete_resource(
     if capture:  # before the row goes: the push side finds the remote copy by this id
         await capture_change(conn, _kind(table), [row.id], "delete", now)
     parents = list(await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == row.id)))
+    if table is GROUPS:
+        await dependents.group_gone(conn, [row.id], now)
     await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id == row.id))
     if table is USERS:
-        orphans = update(USERS).where(USERS.c.manager_id == row.id).values(manager_id=None)
+        orphans = update(USERS).where(USERS.c.manager_id == row.id).values(
+            manager_id=None, **dependents.moved(USERS, now))
         if capture:  # their manager goes away: a change to push
             lost = list(await conn.scalars(orphans.returning(USERS.c.id)))
             await capture_change(conn, "User", lost, "upsert", now)

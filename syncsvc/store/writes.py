@@ -10,18 +10,41 @@ themselves; a page's upserts are captured by :func:`capture_page` once the page 
 from __future__ import annotations
 
 import math
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, case, delete, func, insert, or_, select, union, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.domain import EntryKind, GroupRecord, Problem, UserRecord
+from syncsvc.store import dependents
 from syncsvc.store.capture import capture
+from syncsvc.store.ids import new_id
 from syncsvc.store.rows import emails_of, group_values, user_values
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
@@ -61,6 +84,8 @@ class PageOutcome:
     updated: int = 0
     unchanged: int = 0
     changed_ids: list[str] = field(default_factory=list)
+    # Rows written with a new display name (as members and reports show it): see dependents.
+    renamed_ids: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
@@ -98,12 +123,18 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any
 
 
 def _upsert(conn: AsyncConnection, table: Table, update_cols: Sequence[str]) -> Any:
+    """INSERT ... ON CONFLICT (anchor) DO UPDATE of ``update_cols``.
+
+    An update's version is the stored row's own plus one, counted at write time: the version
+    the page read earlier may have moved since (a SCIM PATCH committed in between), and
+    writing that old version plus one would give two different states one version (one ETag).
+    """
     dialect = conn.dialect.name
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return ins.on_conflict_do_update(
-        index_elements=[table.c.anchor],
-        set_={name: ins.excluded[name] for name in update_cols},
-    )
+    set_: dict[str, Any] = {name: ins.excluded[name] for name in update_cols}
+    if "version" in set_:
+        set_["version"] = table.c.version + 1
+    return ins.on_conflict_do_update(index_elements=[table.c.anchor], set_=set_)
 
 
 # What a Problem calls the bounded columns a directory entry fills.
@@ -130,6 +161,17 @@ def _too_long(table: Table, row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _shown_name(table: Table) -> ColumnElement[Any]:
+    """The name that groups and reports show for a row (a member's or manager's display)."""
+    if table is USERS:
+        return func.coalesce(USERS.c.display_name, USERS.c.user_name).label("shown")
+    return table.c.display_name.label("shown")
+
+
+def _new_shown_name(row: Mapping[str, Any]) -> Any:
+    return row.get("display_name") or row.get("user_name")
+
+
 async def _existing_by_anchor(
     conn: AsyncConnection, table: Table, anchors: Sequence[str]
 ) -> dict[str, Any]:
@@ -137,7 +179,7 @@ async def _existing_by_anchor(
     for part in _chunks(anchors):
         rows = await conn.execute(
             select(table.c.id, table.c.anchor, table.c.content_hash, table.c.version,
-                   table.c.created, table.c.origin).where(table.c.anchor.in_(part))
+                   table.c.created, table.c.origin, _shown_name(table)).where(table.c.anchor.in_(part))
         )
         found.update({row.anchor: row for row in rows})
     return found
@@ -198,13 +240,15 @@ async def _upsert_page(
             continue
         claimed[name] = anchor
         if old is None:
-            row.update(id=str(uuid.uuid4()), version=1, created=ctx.now)
+            row.update(id=new_id(), version=1, created=ctx.now)
             out.created += 1
             action = "create"
         else:
             row.update(id=old.id, version=old.version + 1, created=old.created)
             out.updated += 1
             action = "update"
+            if old.shown != _new_shown_name(row):
+                out.renamed_ids.append(old.id)
         row.update(last_modified=ctx.now, missing_since=None)
         to_write.append(row)
         out.changed_ids.append(row["id"])
@@ -251,6 +295,8 @@ async def upsert_users(
         ]
         if email_rows:
             await _insert_emails(conn, email_rows)
+    if out.renamed_ids and not ctx.dry_run:
+        await dependents.renamed(conn, USERS, out.renamed_ids, ctx.now)
     return out
 
 
@@ -322,7 +368,10 @@ async def upsert_groups(
 
     The caller captures the page's changes for push with :func:`capture_page`."""
     values = [group_values(r) for r in records]
-    return await _upsert_page(conn, ctx, EntryKind.GROUP, GROUPS, "display_name_lower", values)
+    out = await _upsert_page(conn, ctx, EntryKind.GROUP, GROUPS, "display_name_lower", values)
+    if out.renamed_ids and not ctx.dry_run:
+        await dependents.renamed(conn, GROUPS, out.renamed_ids, ctx.now)
+    return out
 
 
 async def _ids_by(
@@ -332,6 +381,22 @@ async def _ids_by(
     for part in _chunks(keys):
         rows = await conn.execute(select(column, table.c.id).where(column.in_(part)))
         found.update({key: id_ for key, id_ in rows})
+    return found
+
+
+async def _users_by(
+    conn: AsyncConnection, column: Any, keys: Sequence[str], now: datetime, fresh: set[str]
+) -> dict[str, str]:
+    """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``)."""
+    found: dict[str, str] = {}
+    for part in _chunks(keys):
+        rows = await conn.execute(
+            select(column, USERS.c.id, (USERS.c.last_modified == now).label("fresh"))
+            .where(column.in_(part)))
+        for key, id_, is_fresh in rows:
+            found[key] = id_
+            if is_fresh:
+                fresh.add(id_)
     return found
 
 
@@ -414,9 +479,10 @@ async def resolve_members(
     async for batch in batches:
         dns = sorted({dn for g in batch for dn in (g.source_members or {}).get("dns", ())})
         uids = sorted({u for g in batch for u in (g.source_members or {}).get("uids", ())})
-        user_by_dn = await _ids_by(conn, USERS, USERS.c.dn_norm, dns)
+        fresh: set[str] = set()  # users this run wrote: their version has moved already
+        user_by_dn = await _users_by(conn, USERS.c.dn_norm, dns, ctx.now, fresh)
         group_by_dn = await _ids_by(conn, GROUPS, GROUPS.c.dn_norm, dns)
-        user_by_uid = await _ids_by(conn, USERS, USERS.c.user_name_lower, uids)
+        user_by_uid = await _users_by(conn, USERS.c.user_name_lower, uids, ctx.now, fresh)
         current: dict[str, dict[str, str]] = {g.id: {} for g in batch}
         rows = await conn.execute(
             select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(
@@ -428,6 +494,7 @@ async def resolve_members(
 
         adds: list[dict[str, str]] = []
         drops: list[dict[str, str]] = []
+        joined_or_left: set[str] = set()  # users whose ``groups`` this batch changes
         for g in batch:
             wanted: dict[str, str] = {}
             source = g.source_members or {}
@@ -448,6 +515,8 @@ async def resolve_members(
             removed = [m for m in have if m not in wanted]
             adds.extend({"group_id": g.id, "member_id": m, "member_type": wanted[m]} for m in added)
             drops.extend({"g": g.id, "m": m} for m in removed)
+            joined_or_left.update(m for m in added if wanted[m] == "User" and m not in fresh)
+            joined_or_left.update(m for m in removed if have[m] == "User")
             if added or removed:
                 out.updated += 1
                 out.changed_ids.append(g.id)
@@ -466,6 +535,7 @@ async def resolve_members(
             )
         if adds:
             await conn.execute(insert(MEMBERS), adds)
+        await dependents.memberships_changed(conn, joined_or_left, ctx.now)
     to_bump = [gid for gid in out.changed_ids if gid not in bumped]
     if to_bump and not ctx.dry_run:
         await _bump(conn, GROUPS, to_bump, ctx.now)
@@ -695,7 +765,8 @@ async def remove(
             await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id.in_(part)))
         lost_manager: list[str] = []
         for part in _chunks(users):
-            orphans = update(USERS).where(USERS.c.manager_id.in_(part)).values(manager_id=None)
+            orphans = update(USERS).where(USERS.c.manager_id.in_(part)).values(
+                manager_id=None, **dependents.moved(USERS, ctx.now))
             if ctx.capturing:  # their manager attribute goes away: a change to push
                 lost_manager.extend(await conn.scalars(orphans.returning(USERS.c.id)))
             else:
@@ -705,6 +776,7 @@ async def remove(
             gone = set(users)
             await capture(conn, EntryKind.USER.value,
                           [u for u in lost_manager if u not in gone], "upsert", ctx.now)
+        await dependents.group_gone(conn, groups, ctx.now)
         for part in _chunks(groups):
             await conn.execute(delete(GROUPS).where(GROUPS.c.id.in_(part)))
         survivors = sorted(parents - set(groups))
