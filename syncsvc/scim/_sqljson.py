@@ -103,11 +103,14 @@ class JsonValue:
 
     def is_kind(self, *kinds: JsonKind) -> ColumnElement[bool]:
         """The value is present and of one of ``kinds`` (JSON null counts as absent)."""
+        # Each name its own plain bound value, not one expanding IN parameter: a list page's
+        # statement is compiled once and run on the driver's connection (syncsvc.store.rawreads),
+        # which binds plain parameters only.
         if self.dialect == "postgresql":
             typ = func.coalesce(func.jsonb_typeof(self._pg_node()), "")
-            return typ.in_([k for k in kinds])
+            return typ.in_([literal(k, String) for k in kinds])
         typ = func.coalesce(func.json_type(self.doc, self._sqlite_path()), "")
-        return typ.in_([name for k in kinds for name in _SQLITE_KINDS[k]])
+        return typ.in_([literal(name, String) for k in kinds for name in _SQLITE_KINDS[k]])
 
     def text(self) -> ColumnElement[str]:
         """The value as SQL text; meaningful where ``is_kind("string")`` holds."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -96,6 +97,9 @@ _NOT_FILTERABLE: Final = frozenset(
 )
 
 
+# Clients page through a few filters over and over; the parsed tree is immutable (frozen
+# dataclasses), so one parse serves them all. Errors are not kept: each bad filter is reparsed.
+@lru_cache(maxsize=256)
 def parse_filter(text: str) -> Filter:
     """Parse a SCIM filter; a syntax error raises :class:`InvalidFilter` with a detail."""
     return parse(text)

@@ -80,6 +80,8 @@ class RawStatement:
     def rows(self, raw: Iterable[Sequence[Any]]) -> list[Any]:
         """Driver rows as named tuples holding what SQLAlchemy's rows would hold."""
         make, decoders = self._row, self._decoders
+        if not decoders:
+            return list(map(make, raw))
         out = []
         for values in raw:
             if decoders:

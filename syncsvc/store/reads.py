@@ -9,19 +9,37 @@ manager's name as a scalar.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, ColumnElement, String, Table, Text, cast, func, select, type_coerce
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    type_coerce,
+)
 
 from syncsvc.store.schema import GROUPS, MEMBERS, USERS
 
 __all__ = [
+    "AFTER_PARAM",
     "GROUPS_COLUMN",
+    "LIMIT_PARAM",
     "MANAGER_COLUMN",
+    "OFFSET_PARAM",
     "TOTAL_COLUMN",
     "GroupRef",
     "groups_from_row",
+    "page_statement",
     "total_column",
     "user_extra_columns",
     "user_key_columns",
@@ -32,6 +50,10 @@ __all__ = [
 GROUPS_COLUMN = "groups_json"
 MANAGER_COLUMN = "manager_name"
 TOTAL_COLUMN = "total_matches"
+# The parameters of :func:`page_statement`, and the id a keyset page starts after.
+OFFSET_PARAM = "page_offset"
+LIMIT_PARAM = "page_limit"
+AFTER_PARAM = "page_after"
 
 
 class GroupRef(NamedTuple):
@@ -113,6 +135,25 @@ def total_column(table: Table, where: ColumnElement[bool] | None) -> ColumnEleme
     if where is not None:
         query = query.where(where)
     return query.correlate(None).scalar_subquery().label(TOTAL_COLUMN)
+
+
+def page_statement(
+    table: Table, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[Any]],
+    columns: Sequence[Any],
+) -> Select[Any]:
+    """A page of ``columns`` as :func:`syncsvc.store.resources.fetch` reads it (ids chosen
+    first, rows joined to them), with its offset and limit as parameters (:data:`OFFSET_PARAM`,
+    :data:`LIMIT_PARAM`): one statement serves every page of a query, built and compiled once."""
+    page = select(table.c.id)
+    if where is not None:
+        page = page.where(where)
+    chosen = (page.order_by(*order_by)
+              .offset(bindparam(OFFSET_PARAM, type_=Integer))
+              .limit(bindparam(LIMIT_PARAM, type_=Integer))
+              .subquery("page"))
+    return (select(*columns)
+            .select_from(table.join(chosen, chosen.c.id == table.c.id))
+            .order_by(*order_by))
 
 
 def groups_from_row(row: Any) -> list[GroupRef]:

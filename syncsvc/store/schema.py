@@ -81,6 +81,9 @@ class UserRow(Base):
     # userName is caseExact=false (RFC 7643 §4.1.1): uniqueness and filters use the folded form.
     user_name_lower: Mapped[str] = mapped_column(String(255), unique=True)
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Indexed although filters compare lower(display_name): SQLite counts a filter's matches
+    # (`displayName co "an"`: 9 ms at 100k users, 80-108 ms without it) by scanning this index
+    # alone instead of the table's wide rows.
     display_name: Mapped[str | None] = mapped_column(String(255), index=True)
     primary_email: Mapped[str | None] = mapped_column(String(320), index=True)
     active: Mapped[bool] = mapped_column(Boolean, index=True)
@@ -160,6 +163,10 @@ class GroupRow(Base):
     last_modified: Mapped[datetime] = mapped_column(Timestamp, index=True)
     missing_since: Mapped[datetime | None] = mapped_column(Timestamp)
 
+    # A User's groups (their ids and names) come from this index alone, never from the group's
+    # wide row (its resource and member DNs): list pages read them for 100 users each.
+    __table_args__ = (Index("ix_scim_group_id_display_name", "id", "display_name"),)
+
 
 class GroupMemberRow(Base):
     """A resolved membership: a user or a nested group in a group."""
@@ -172,7 +179,8 @@ class GroupMemberRow(Base):
     member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     member_type: Mapped[str] = mapped_column(String(8))
 
-    __table_args__ = (Index("ix_scim_group_member_member_id", "member_id"),)
+    # (member_id, group_id): a user's memberships from the index alone (list pages).
+    __table_args__ = (Index("ix_scim_group_member_member_id_group_id", "member_id", "group_id"),)
 
 
 class SyncRunRow(Base):
