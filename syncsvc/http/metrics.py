@@ -4,8 +4,10 @@ no globals."""
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from itertools import accumulate
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import (
@@ -16,8 +18,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,12 +55,9 @@ class Metrics:
                                 registry=r)
         self.last_success = Gauge("syncsvc_sync_last_success_timestamp_seconds",
                                   "When the latest successful run ended", registry=r)
-        self.requests = Counter("syncsvc_http_requests", "HTTP requests",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("syncsvc_http_request_duration_seconds", "HTTP request latency",
-                                 ["route", "method"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                          1, 2.5), registry=r)
+        # Requests and their latency: plain numbers the middleware bumps, read at scrape time.
+        self.http = _HttpCollector()
+        r.register(self.http)
         self.store = Gauge("syncsvc_store_resources", "Resources in the store", ["kind"], registry=r)
         # Push targets: counters from each drain (observe_drain), gauges read at scrape time.
         self.pushed = Counter("syncsvc_push_resources", "Resources pushed to a target by outcome",
@@ -113,9 +118,7 @@ class Metrics:
                 self.target_success.labels(t.name).set(t.last_success.timestamp())
 
     def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-        # The labelled series of each (route, method, status): looking them up by labels cost
-        # more than counting. As many as the series themselves (route templates, not paths).
-        series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        http = self.http
 
         @web.middleware
         async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -128,14 +131,8 @@ class Metrics:
             finally:
                 # The route's template, not the path: ids must not become label values.
                 route = request.match_info.route.resource
-                name = route.canonical if route is not None else "unmatched"
-                key = (name, request.method, status)
-                found = series.get(key)
-                if found is None:
-                    found = series[key] = (self.requests.labels(name, request.method, str(status)),
-                                           self.latency.labels(name, request.method))
-                found[0].inc()
-                found[1].observe(time.perf_counter() - started)
+                http.observe(route.canonical if route is not None else "unmatched",
+                             request.method, status, time.perf_counter() - started)
 
         return count_requests
 
@@ -155,6 +152,50 @@ class Metrics:
             await self._observe_targets(engine, names)
         return web.Response(body=generate_latest(self.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+_LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class _HttpCollector(Collector):
+    """``syncsvc_http_requests_total`` by route, method and status, and the
+    ``syncsvc_http_request_duration_seconds`` histogram by route and method.
+
+    The middleware runs on every request: a prometheus_client Counter and Histogram took a
+    lock per update and walked the buckets one by one (some 3 us a request); these are plain
+    numbers, updated and read on the event loop's thread only (the /metrics handler runs there).
+    Series are route templates, never paths, so there are as many as routes.
+    """
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # Per (route, method): a count per bucket (the last one +Inf, not cumulative), the sum.
+        self._latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        series = self._latency.get((route, method))
+        if series is None:
+            series = self._latency[(route, method)] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
+        # The first bucket whose bound is at least ``seconds``, as Histogram.observe.
+        series[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        series[1][0] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("syncsvc_http_requests", "HTTP requests",
+                                       labels=["route", "method", "status"])
+        for (route, method, status), count in self._requests.items():
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily("syncsvc_http_request_duration_seconds",
+                                        "HTTP request latency", labels=["route", "method"])
+        bounds = [*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf"]
+        for (route, method), (counts, total) in self._latency.items():
+            cumulative = list(accumulate(counts))
+            latency.add_metric([route, method], list(zip(bounds, cumulative, strict=True)),
+                               total[0])
+        yield latency
 
 
 class _CacheCollector(Collector):

@@ -5,7 +5,7 @@ Handlers raise; this renders. Tracebacks go to the log, never into a body.
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,8 +54,11 @@ def error_response(
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id (the client's X-Request-Id if sane) to every log line of the request."""
     given = request.headers.get("X-Request-Id", "")
-    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID per request.
-    request_id = given if 0 < len(given) <= 64 and given.isprintable() else os.urandom(16).hex()
+    # 128 random bits as 32 hex digits. An id only has to be unique, not secret: random's
+    # generator (seeded from the OS, reseeded after fork) spares a getrandom system call per
+    # request, which os.urandom makes.
+    request_id = (given if 0 < len(given) <= 64 and given.isprintable()
+                  else f"{random.getrandbits(128):032x}")
     # bind/reset rather than the bound_contextvars context manager: a third of the cost, on
     # every request.
     tokens = structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method,

@@ -141,6 +141,8 @@ async def _cached(
     """The answer to this GET from the response cache, or ``render(base_url)``'s, then kept."""
     base_url = _base_url(request)
     cache = request.app[SCIM].cache
+    if not cache.enabled:  # scim.response_cache_bytes = 0: no key to build, nothing to keep
+        return await render(base_url)
     key = (base_url, request.path_qs)
     hit = cache.get(key)
     if hit is None:
