@@ -84,12 +84,11 @@ class RawStatement:
             return list(map(make, raw))
         out = []
         for values in raw:
-            if decoders:
-                values = list(values)
-                for index, decode in decoders:
-                    value = values[index]
-                    if value is not None:
-                        values[index] = decode(value)
+            values = list(values)
+            for index, decode in decoders:
+                value = values[index]
+                if value is not None:
+                    values[index] = decode(value)
             out.append(make(values))
         return out
 
