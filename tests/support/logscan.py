@@ -35,7 +35,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Final
 
 import pytest
@@ -99,6 +99,12 @@ class LogScan:
                     leak = Leak(source, self.current_test, _mask(secret), shown[:300])
                     if leak not in self.leaks[-20:]:  # the same line seen by two taps
                         self.leaks.append(leak)
+
+    def merge(self, lines: int, leaks: Iterable[Leak]) -> None:
+        """Add what another process's scanner saw (a pytest-xdist worker's)."""
+        with self._lock:
+            self.lines += lines
+            self.leaks.extend(leaks)
 
     def report(self) -> str:
         rows = [f"{leak.test or '<outside tests>'} [{leak.source}] {leak.secret}: {leak.line}"
@@ -309,8 +315,22 @@ class LogScanPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._capture.__exit__(None, None, None)
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # a pytest-xdist worker: the controller reports for all
+            workeroutput[PLUGIN_NAME] = {
+                "lines": self.scan.lines,
+                "leaks": [asdict(leak) for leak in self.scan.leaks],
+            }
         if self.scan.leaks:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """pytest-xdist's controller: add a finished worker's lines and leaks to its own scan,
+        which runs no test itself (its sessionfinish comes after every worker is down)."""
+        found = getattr(node, "workeroutput", {}).get(PLUGIN_NAME)
+        if found is not None:
+            self.scan.merge(found["lines"], [Leak(**leak) for leak in found["leaks"]])
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         scan = self.scan

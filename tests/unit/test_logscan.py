@@ -135,8 +135,10 @@ class TestDoesNotCry:
         assert [] == scan.leaks
 
 
-def test_a_leak_fails_the_whole_run(tmp_path: Path, logscan: LogScan) -> None:
-    """A test that passes but logs a token makes pytest exit 1, naming the test."""
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one_process", "xdist_workers"])
+def test_a_leak_fails_the_whole_run(tmp_path: Path, logscan: LogScan, workers: list[str]) -> None:
+    """A test that passes but logs a token makes pytest exit 1, naming the test; also when it
+    ran in a pytest-xdist worker (scripts/test runs the suite over several)."""
     token = generate_secret()
     logscan.allow(token)
     (tmp_path / "conftest.py").write_text(textwrap.dedent("""
@@ -150,12 +152,15 @@ def test_a_leak_fails_the_whole_run(tmp_path: Path, logscan: LogScan) -> None:
 
         def test_leaky():
             structlog.get_logger().info("push.sent", header="Bearer {token}")
+
+        def test_clean():
+            structlog.get_logger().info("push.sent", header="Bearer [masked]")
     """))
     root = Path(__file__).resolve().parents[2]
 
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", "/dev/null"],
+         "--rootdir", str(tmp_path), "-c", "/dev/null", *workers],
         cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin"},
     )
 
