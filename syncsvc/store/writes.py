@@ -401,25 +401,40 @@ async def _users_by(
 
 
 # Members are resolved a batch of groups at a time: at most this many groups, or the groups
-# that name this many members (a single larger group is a batch of its own). Groups are read
-# from the store a page at a time, so the members held at once are those of one batch and one
-# page, not every group's (at 1M users the groups name over a million DNs: about 1 GiB).
+# that name this many members (a single larger group is a batch of its own). The batches are
+# planned from member counts the database makes (a page of ids at a time), and only a planned
+# batch's groups are read with their members: the member DNs held at once are one batch's,
+# whatever the groups' order. Ids are time-ordered, so the groups written first (a directory's
+# department groups: at 1M users about a million DNs) sit together in id order; a page of groups
+# read with their members would hold all of those at once.
 MEMBER_BATCH_GROUPS = 200
 MEMBER_BATCH_NAMES = 20_000
-GROUP_PAGE = 1000
+GROUP_PAGE = 1000  # ids (with their member counts) read at once
 
 
-async def _group_pages(
+def _names_in(dialect: str) -> ColumnElement[int]:
+    """How many names (member DNs and memberUids) a group's ``source_members`` holds, counted
+    by the database: the counts plan the batches without the members leaving the store."""
+    source = GROUPS.c.source_members
+    if dialect == "postgresql":  # the column is JSONB there
+        dns = func.jsonb_array_length(source["dns"])
+        uids = func.jsonb_array_length(source["uids"])
+    else:
+        dns = func.json_array_length(source, "$.dns")
+        uids = func.json_array_length(source, "$.uids")
+    # A missing key counts none (NULL), as the decoded dict's ``get(key, ())`` does.
+    return (func.coalesce(dns, 0) + func.coalesce(uids, 0)).label("names")
+
+
+async def _group_sizes(
     conn: AsyncConnection, group_ids: Sequence[str] | None, page: int
 ) -> AsyncIterator[list[Any]]:
-    """The directory groups with their source members, ``page`` at a time: all of them by
-    keyset on id (the primary key), or those of ``group_ids``."""
-    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members).where(
-        GROUPS.c.origin == "ldap"
-    )
+    """The directory groups' ids and member counts, in id order, ``page`` at a time: all of
+    them by keyset on id (the primary key), or those of ``group_ids``."""
+    query = select(GROUPS.c.id, _names_in(conn.dialect.name)).where(GROUPS.c.origin == "ldap")
     if group_ids is not None:
         for part in _chunks(list(group_ids), page):
-            yield list(await conn.execute(query.where(GROUPS.c.id.in_(part))))
+            yield list(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
         return
     after: str | None = None
     while True:
@@ -432,9 +447,13 @@ async def _group_pages(
         after = rows[-1].id
 
 
-def _names_of(group: Any) -> int:
-    source = group.source_members or {}
-    return len(source.get("dns", ())) + len(source.get("uids", ()))
+async def _groups_of(conn: AsyncConnection, ids: Sequence[str]) -> list[Any]:
+    """The groups of ``ids`` with their source members, in id order."""
+    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members)
+    found: list[Any] = []
+    for part in _chunks(ids):
+        found.extend(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
+    return found
 
 
 async def _member_batches(
@@ -445,19 +464,19 @@ async def _member_batches(
     names: int,
     page: int,
 ) -> AsyncIterator[list[Any]]:
-    """Batches of groups to resolve together, bounded by their count and their members."""
-    batch: list[Any] = []
+    """Batches of groups to resolve together, bounded by their count and their members; each
+    read with its members only when it is due."""
+    planned: list[str] = []
     named = 0
-    async for rows in _group_pages(conn, group_ids, page):
-        for group in rows:
-            size = _names_of(group)
-            if batch and (len(batch) >= groups or named + size > names):
-                yield batch
-                batch, named = [], 0
-            batch.append(group)
+    async for rows in _group_sizes(conn, group_ids, page):
+        for group_id, size in rows:
+            if planned and (len(planned) >= groups or named + size > names):
+                yield await _groups_of(conn, planned)
+                planned, named = [], 0
+            planned.append(group_id)
             named += size
-    if batch:
-        yield batch
+    if planned:
+        yield await _groups_of(conn, planned)
 
 
 async def resolve_members(

@@ -127,7 +127,8 @@ class TestMembersInBatches:
             p.reason for p in out.problems}
         group_reads = [s for s in sql if "source_members" in s and s.startswith("select")]
         assert len(group_reads) >= 3
-        assert all(" limit " in s for s in group_reads)  # page by page, never every group at once
+        # Counts page by page, members a batch of ids at a time: never every group at once.
+        assert all(" limit " in s or " in (" in s for s in group_reads)
 
         async with engine.begin() as conn:
             again = await writes.resolve_members(conn, WriteContext(now=T0))
