@@ -88,7 +88,7 @@ def create_app(
     if pg_reader is not None:
         app.on_cleanup.append(lambda _app: pg_reader.aclose())
     service = ScimService(engine, scim, capture=bool(settings.targets), loop_reader=loop_reader,
-                          pg_reader=pg_reader)
+                          pg_reader=pg_reader, changes=changes)
     cache = ResponseCache(changes, scim.response_cache_bytes)
     metrics.watch_cache(cache)
     app[SCIM] = ScimState(service=service, settings=scim, cache=cache)

@@ -54,10 +54,12 @@ from syncsvc.scim.serialize import (
     user_parts,
     user_resource,
 )
+from syncsvc.scim.totals import ListTotals
 from syncsvc.scim.validate import validate_resource
 from syncsvc.settings import ScimSettings
 from syncsvc.store import reads
 from syncsvc.store import resources as store
+from syncsvc.store.changes import StoreChanges
 from syncsvc.store.loopreads import LoopReader
 from syncsvc.store.pgreads import PgReader
 
@@ -142,6 +144,7 @@ class ScimService:
         self, engine: AsyncEngine, settings: ScimSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, capture: bool = False,
         loop_reader: LoopReader | None = None, pg_reader: PgReader | None = None,
+        changes: StoreChanges | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -155,6 +158,8 @@ class ScimService:
         self._pg_reader = pg_reader
         self._user_by: dict[tuple[str, frozenset[str]], Select[Any]] = {}
         self._rendered = RenderedUsers(settings.rendered_cache_bytes)
+        # totalResults by list while the store stays as it was (none without ``changes``).
+        self.totals = ListTotals(changes)
         # List statements by query shape (_kept_statement), least recently used first.
         self._kept_statements: dict[tuple[Any, ...], Select[Any]] = {}
         self._not_raw: weakref.WeakSet[Select[Any]] = weakref.WeakSet()
@@ -339,6 +344,9 @@ class ScimService:
         # Built after the lookup, which needs no WHERE clause (building one cost more than it).
         where = filters.where(kind.name, parsed, self._dialect) if parsed is not None else None
         order, descending = ordered or self._order(kind, query)
+        totals_key = (kind.name, query.filter)
+        token = self.totals.token()  # before the reads: a commit during them voids the total
+        known = self.totals.get(totals_key, token)
         async with self._engine.connect() as conn:
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
@@ -353,8 +361,10 @@ class ScimService:
                         offset = state["offset"]
             rows = []
             # A page that cannot be its own total (deep, or after a cursor), or whose total is
-            # an index count (no filter), reads the total in its own statement.
-            embedded = count > 0 and (where is None or offset > 0 or page_where is not where)
+            # an index count (no filter), reads the total in its own statement, unless it is
+            # known: then the page reads its rows only.
+            embedded = count > 0 and known is None and \
+                (where is None or offset > 0 or page_where is not where)
             if count:
                 rows = await store.fetch(
                     conn, kind.table, where=page_where, order_by=order, offset=offset,
@@ -367,8 +377,14 @@ class ScimService:
             whole = count > 0 and not more and offset == 0 and page_where is where
             if embedded and rows:
                 total = int(getattr(rows[0], reads.TOTAL_COLUMN))
+            elif whole:
+                total = len(rows)
+            elif known is not None and self.totals.current(token):
+                total = known
             else:
-                total = len(rows) if whole else await store.count(conn, kind.table, where)
+                total = await store.count(conn, kind.table, where)
+            if total != known:  # what was kept is there already
+                self.totals.put(totals_key, token, total)
             if query.filter and settings.max_filter_results and total > settings.max_filter_results:
                 raise TooMany(f"the filter matches {total} resources; the limit is "
                               f"{settings.max_filter_results}: narrow it")
@@ -397,9 +413,13 @@ class ScimService:
                     after = state["id"]
                 else:
                     offset = state["offset"]
+        totals_key = (kind.name, query.filter)
+        token = self.totals.token()  # before the reads: a commit during them voids the total
+        known = self.totals.get(totals_key, token)
         # As in list(): a page that cannot be its own total, or whose total is an index count,
-        # reads it in the same statement.
-        embedded = count > 0 and (parsed is None or offset > 0 or after is not None)
+        # reads it in the same statement, unless it is known.
+        embedded = count > 0 and known is None and \
+            (parsed is None or offset > 0 or after is not None)
         rows: list[Any] = []
         if count:
             statement = self._kept_statement(kind, query, parsed, "page", after=after is not None,
@@ -416,12 +436,16 @@ class ScimService:
             total = int(getattr(rows[0], reads.TOTAL_COLUMN))
         elif whole:
             total = len(rows)
+        elif known is not None and self.totals.current(token):
+            total = known  # counted in the state the rows were read in
         else:
             counted = await self._raw_rows(
                 self._kept_statement(kind, query, parsed, "count", after=False, embedded=False), {})
             if counted is None:
                 return None
             total = int(counted[0][0] or 0)
+        if total != known:  # what was kept is there already
+            self.totals.put(totals_key, token, total)
         settings = self._settings
         if query.filter and settings.max_filter_results and total > settings.max_filter_results:
             raise TooMany(f"the filter matches {total} resources; the limit is "
