@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from syncsvc import jsoncodec
 from syncsvc.errors import StoreError
 from syncsvc.settings import StoreSettings
+from syncsvc.store.loadindexes import build_missing
 
 __all__ = ["MIGRATION_LOCK_KEY", "create_engine", "current_revision", "head_revision",
            "is_postgres", "sqlite_file", "upgrade"]
@@ -113,6 +114,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                                        {"k": MIGRATION_LOCK_KEY})
                 await conn.run_sync(
                     lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
+                if revision == "head" or revision == head_revision():
+                    # A process killed during a first load left the users' secondary indexes
+                    # dropped (syncsvc.store.loadindexes): back before anything reads.
+                    await build_missing(conn, reason="missing at upgrade")
 
 
 def head_revision() -> str:

@@ -41,6 +41,7 @@ from syncsvc.ldap import (
 from syncsvc.mapping import CompiledMapping, map_group, map_user
 from syncsvc.settings import LdapSettings, SyncSettings
 from syncsvc.store import runs, state, unavailable_reason, writes
+from syncsvc.store.loadindexes import LoadIndexes
 from syncsvc.store.maintenance import RunStatistics
 from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.sync.fingerprint import FINGERPRINT_KEY
@@ -139,6 +140,8 @@ class _Run:
         self.seen: dict[EntryKind, AnchorSet] = {kind: AnchorSet() for kind in EntryKind}
         self.pages_with_new_rows = 0  # the store is being filled: see RunStatistics
         self.statistics = RunStatistics(deps.engine)
+        # A first load drops the users' secondary indexes and builds them once users are read.
+        self.indexes = LoadIndexes(deps.engine)
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
         self.cookies: dict[EntryKind, bytes | None] = {}
@@ -236,8 +239,10 @@ class _Run:
         log.info("sync.page_written", kind=kind.value, entries=len(entries),
                  created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged)
 
-    def users_read(self) -> None:
-        """Every page is written: the users' tables change little more this run."""
+    async def users_read(self) -> None:
+        """Every page is written: the users' tables change little more this run. Indexes a
+        first load deferred are built now: resolving members and managers reads them."""
+        await self.indexes.restore("users read")
         if not self.ctx.dry_run:
             self.statistics.users_read(self.report.created + self.report.updated, self.report.read)
 
@@ -535,6 +540,10 @@ async def _run_locked(
 
 async def _close(run: _Run, started: float, *, cancelled: bool = False) -> None:
     await run.drain()
+    try:  # a failed or stopped first load: its rows stay, so do the indexes they need
+        await run.indexes.restore("run ended early")
+    except Exception as exc:  # the store is gone: the next run's start or upgrade builds them
+        log.warning("store.indexes_not_built", error=f"{type(exc).__name__}: {exc}")
     if cancelled:  # a shutdown waits for no statistics
         await run.statistics.cancel()
     else:  # a failed run's rows keep the statistics being gathered for them
@@ -588,6 +597,8 @@ async def _execute(run: _Run) -> None:
             run.dc, run.start_usn = info.ad_service_name, info.ad_highest_usn
     # Lookup files changed since the last run are re-read now, once, off the event loop.
     await asyncio.to_thread(deps.enricher.refresh)
+    if not run.opts.dry_run:
+        await run.indexes.repair()
     if run.opts.mode is RunMode.USER:
         await _one_user(run)
         return
@@ -606,10 +617,12 @@ async def _execute(run: _Run) -> None:
         EntryKind.GROUP: group_query(deps.ldap, deps.flavor, deps.mapping.group_attributes),
     }
     run.opts.progress.phase("reading")
+    if not run.opts.dry_run and await _first_load(deps, method):
+        await run.indexes.defer()
     if method == "contentsync":
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(run.read_content_sync(k, q)) for k, q in queries.items()]
-        run.users_read()
+        await run.users_read()
         await run.resolve(all_groups=False)
         await run.guard_and_remove([r for t in tasks for r in t.result()])
         return
@@ -620,7 +633,7 @@ async def _execute(run: _Run) -> None:
     async with asyncio.TaskGroup() as tg:
         for kind, query in queries.items():
             tg.create_task(run.read_paged(kind, query))
-    run.users_read()
+    await run.users_read()
     await run.resolve(all_groups=mode is RunMode.FULL)
     if mode is RunMode.FULL:
         run.opts.progress.phase("sweeping")
@@ -630,6 +643,17 @@ async def _execute(run: _Run) -> None:
                         for r in await writes.plan_removals(conn, kind, keep=run.seen[kind],
                                                             policy=deps.sync.on_missing)]
         await run.guard_and_remove(removals)
+
+
+async def _first_load(deps: SyncDeps, method: str) -> bool:
+    """Whether this read loads every user: a paged full read, or a content-sync refresh without
+    a cookie (the change feed's priming). :meth:`LoadIndexes.defer` checks the store is empty."""
+    if method == "paged":
+        return True  # chosen only for a full run
+    if method != "contentsync":
+        return False
+    async with deps.engine.connect() as conn:
+        return await state.get_state(conn, _mark_key(EntryKind.USER, "cookie")) is None
 
 
 async def _one_user(run: _Run) -> None:
