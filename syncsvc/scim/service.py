@@ -344,9 +344,7 @@ class ScimService:
         # Built after the lookup, which needs no WHERE clause (building one cost more than it).
         where = filters.where(kind.name, parsed, self._dialect) if parsed is not None else None
         order, descending = ordered or self._order(kind, query)
-        totals_key = (kind.name, query.filter)
-        token = self.totals.token()  # before the reads: a commit during them voids the total
-        known = self.totals.get(totals_key, token)
+        token, known = self._known_total(kind, query)
         async with self._engine.connect() as conn:
             page_where, offset, start_index = where, max(query.start_index, 1) - 1, max(query.start_index, 1)
             if query.cursor is not None:
@@ -375,19 +373,11 @@ class ScimService:
             # A first page that holds every match is its own total: the usual answer to a
             # filter such as `userName eq "x"` costs one query, not two.
             whole = count > 0 and not more and offset == 0 and page_where is where
-            if embedded and rows:
-                total = int(getattr(rows[0], reads.TOTAL_COLUMN))
-            elif whole:
-                total = len(rows)
-            elif known is not None and self.totals.current(token):
-                total = known
-            else:
+            total = self._total_at_hand(kind, query, rows, token, known, embedded=embedded,
+                                        whole=whole)
+            if total is None:
                 total = await store.count(conn, kind.table, where)
-            if total != known:  # what was kept is there already
-                self.totals.put(totals_key, token, total)
-            if query.filter and settings.max_filter_results and total > settings.max_filter_results:
-                raise TooMany(f"the filter matches {total} resources; the limit is "
-                              f"{settings.max_filter_results}: narrow it")
+                self._keep_total(kind, query, token, total)
             rows = rows[:count]
             bodies = await self._render_kept(conn, rows, base_url) if kept \
                 else await self._render(conn, kind, rows, parts, base_url, folded=True)
@@ -413,9 +403,7 @@ class ScimService:
                     after = state["id"]
                 else:
                     offset = state["offset"]
-        totals_key = (kind.name, query.filter)
-        token = self.totals.token()  # before the reads: a commit during them voids the total
-        known = self.totals.get(totals_key, token)
+        token, known = self._known_total(kind, query)
         # As in list(): a page that cannot be its own total, or whose total is an index count,
         # reads it in the same statement, unless it is known.
         embedded = count > 0 and known is None and \
@@ -432,24 +420,15 @@ class ScimService:
             rows = found
         more = len(rows) > count
         whole = count > 0 and not more and offset == 0 and after is None
-        if embedded and rows:
-            total = int(getattr(rows[0], reads.TOTAL_COLUMN))
-        elif whole:
-            total = len(rows)
-        elif known is not None and self.totals.current(token):
-            total = known  # counted in the state the rows were read in
-        else:
+        total = self._total_at_hand(kind, query, rows, token, known, embedded=embedded,
+                                    whole=whole)
+        if total is None:
             counted = await self._raw_rows(
                 self._kept_statement(kind, query, parsed, "count", after=False, embedded=False), {})
             if counted is None:
                 return None
             total = int(counted[0][0] or 0)
-        if total != known:  # what was kept is there already
-            self.totals.put(totals_key, token, total)
-        settings = self._settings
-        if query.filter and settings.max_filter_results and total > settings.max_filter_results:
-            raise TooMany(f"the filter matches {total} resources; the limit is "
-                          f"{settings.max_filter_results}: narrow it")
+            self._keep_total(kind, query, token, total)
         rows = rows[:count]
         bodies = await self._render_kept(None, rows, base_url)
         cursor = self._cursor(rows[-1], query, offset, len(rows)) \
@@ -510,6 +489,42 @@ class ScimService:
                 raise  # PostgreSQL: as the engine would have raised it
             log.debug("scim.raw_list_failed", error=str(exc.orig))
             return None
+
+    def _known_total(self, kind: Kind, query: ListQuery) -> tuple[object, int | None]:
+        """The store's state now (taken before the page's reads: a commit during them voids a
+        total counted meanwhile) and the list's total kept in that state, if any."""
+        token = self.totals.token()
+        return token, self.totals.get((kind.name, query.filter), token)
+
+    def _total_at_hand(
+        self, kind: Kind, query: ListQuery, rows: Sequence[Any], token: object,
+        known: int | None, *, embedded: bool, whole: bool,
+    ) -> int | None:
+        """A page's totalResults without another statement: read with its rows (``embedded``),
+        the rows themselves (``whole``: every match on the first page), or kept and still in the
+        state the rows were read in; kept for the next page. None: it must be counted (then
+        :meth:`_keep_total` it). Raises TooMany past the configured limit."""
+        if embedded and rows:
+            total = int(getattr(rows[0], reads.TOTAL_COLUMN))
+        elif whole:
+            total = len(rows)
+        elif known is not None and self.totals.current(token):
+            return self._checked_total(query, known)
+        else:
+            return None
+        self._keep_total(kind, query, token, total)
+        return total
+
+    def _keep_total(self, kind: Kind, query: ListQuery, token: object, total: int) -> None:
+        """Keep a total counted after ``token`` was taken; raise TooMany past the limit."""
+        self.totals.put((kind.name, query.filter), token, total)
+        self._checked_total(query, total)
+
+    def _checked_total(self, query: ListQuery, total: int) -> int:
+        limit = self._settings.max_filter_results
+        if query.filter and limit and total > limit:
+            raise TooMany(f"the filter matches {total} resources; the limit is {limit}: narrow it")
+        return total
 
     @staticmethod
     def _list_response(
