@@ -140,7 +140,7 @@ class _Run:
         self.seen: dict[EntryKind, AnchorSet] = {kind: AnchorSet() for kind in EntryKind}
         self.pages_with_new_rows = 0  # the store is being filled: see RunStatistics
         self.statistics = RunStatistics(deps.engine)
-        # A first load drops the users' secondary indexes and builds them once users are read.
+        # A first load drops secondary indexes and builds them once users, then members, are in.
         self.indexes = LoadIndexes(deps.engine)
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
@@ -240,9 +240,10 @@ class _Run:
                  created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged)
 
     async def users_read(self) -> None:
-        """Every page is written: the users' tables change little more this run. Indexes a
-        first load deferred are built now: resolving members and managers reads them."""
-        await self.indexes.restore("users read")
+        """Every page is written: the users' tables change little more this run. The users'
+        indexes a first load deferred are built now: resolving members and managers reads them
+        (the memberships' index waits for :meth:`resolve`, which only inserts into it)."""
+        await self.indexes.restore("users read", members_later=True)
         if not self.ctx.dry_run:
             self.statistics.users_read(self.report.created + self.report.updated, self.report.read)
 
@@ -308,6 +309,7 @@ class _Run:
             )
             managers = await writes.resolve_managers(
                 conn, self.ctx, anchors=None if all_groups else self._read_users())
+        await self.indexes.restore("members resolved")
         for outcome in (members, managers):
             self.report.problems.extend(outcome.problems)
             self.report.changes.extend(outcome.changes)

@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 from syncsvc.domain import EntryKind, RunMode, RunStatus
 from syncsvc.settings import StoreSettings
 from syncsvc.store import create_engine, upgrade
-from syncsvc.store.loadindexes import DEFERRABLE
+from syncsvc.store.loadindexes import AFTER_MEMBERS, DEFERRABLE
 from syncsvc.store.schema import (
     EMAILS,
     GROUPS,
@@ -160,9 +160,10 @@ class TestFirstLoad:
         assert len(DEFERRABLE) == ddl.count("DROP INDEX") == ddl.count("CREATE INDEX")
         assert sorted(str(i.name) for i in DEFERRABLE) == \
             sorted(_events(logs, "store.indexes_deferred")[0]["indexes"])
-        [built] = _events(logs, "store.indexes_built")
-        assert ("users read", set(built["indexes"])) == \
-            (built["reason"], {str(i.name) for i in DEFERRABLE})
+        members_index = {str(i.name) for i in AFTER_MEMBERS}
+        assert [("users read", {str(i.name) for i in DEFERRABLE} - members_index),
+                ("members resolved", members_index)] == \
+            [(e["reason"], set(e["indexes"])) for e in _events(logs, "store.indexes_built")]
         _assert_every_index(await _indexes(engine))
         deferred = await _content(engine)
 
@@ -174,6 +175,30 @@ class TestFirstLoad:
         kept = await _content(engine)
         assert 30 == len(deferred["users"])
         assert kept == deferred
+
+    async def test_members_are_inserted_before_their_index_is_built(
+        self, slapd: Slapd, store_url: str
+    ) -> None:
+        """The users' indexes are back before members are resolved (which read them); the
+        memberships' index (member_id, group_id) only after the last member row is in."""
+        seen: list[str] = []
+
+        def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            words = statement.split()
+            if words[:2] == ["INSERT", "INTO"] and words[2] == MEMBERS.name:
+                seen.append("member rows")
+            elif words[:2] == ["CREATE", "INDEX"]:
+                seen.append(words[5] if words[2] == "IF" else words[2])  # [IF NOT EXISTS] name
+
+        async with pipeline(settings_for(slapd, store_url)) as service:
+            event.listen(service.engine.sync_engine, "before_cursor_execute", note)
+            report = await run_sync(service.sync, SyncOptions())
+
+        assert RunStatus.SUCCESS == report.status
+        [members_index] = [str(i.name) for i in AFTER_MEMBERS]
+        first_rows, last_rows = seen.index("member rows"), len(seen) - seen[::-1].index("member rows")
+        assert {str(i.name) for i in DEFERRABLE} - {members_index} == set(seen[:first_rows])
+        assert [members_index] == [s for s in seen[last_rows:] if s != "member rows"]
 
     async def test_a_change_feed_priming_defers_too(
         self, slapd: Slapd, store_url: str, engine: AsyncEngine
