@@ -17,9 +17,9 @@ index, took 51.6 s of a 752 s load; a synthetic load of 1.7M rows took 60.8 s wi
 in place, 11.4 s without it and 4.1 s to build it after. SCIM reads keep working meanwhile,
 without these indexes.
 
-The indexes are always put back: after the users are read, when the run fails or is stopped,
-and, should the process be killed in between, by :func:`build_missing` at the next run's start
-and at the store's upgrade at service start. The DDL is compiled from the schema's
+The indexes are always put back: after the users are read (and the members resolved), when
+the run fails or is stopped, and, should the process be killed in between, by
+:func:`build_missing` at the next run's start and at the store's upgrade at service start. The DDL is compiled from the schema's
 :class:`~sqlalchemy.schema.Index` objects, so a rebuilt index is the migrated one.
 
 On SQLite ``CREATE INDEX`` holds the write lock while it runs (a few seconds at 1M users):
