@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,20 +64,29 @@ def _assert_every_index(found: dict[str, tuple[str, tuple[str, ...], bool]]) -> 
 
 
 @contextmanager
-def _ddl_seen(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The DROP INDEX and CREATE INDEX statements ``engine`` sends inside the block."""
+def _seen(engine: AsyncEngine, what: Callable[[list[str]], str | None]) -> Iterator[list[str]]:
+    """``what`` of each statement ``engine`` sends inside the block (given its words), where it
+    names one."""
     seen: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        head = " ".join(statement.split()[:2]).upper()
-        if head in ("DROP INDEX", "CREATE INDEX"):
-            seen.append(head)
+        name = what(statement.split())
+        if name is not None:
+            seen.append(name)
 
     event.listen(engine.sync_engine, "before_cursor_execute", note)
     try:
         yield seen
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+def _ddl_seen(engine: AsyncEngine) -> AbstractContextManager[list[str]]:
+    """The DROP INDEX and CREATE INDEX statements ``engine`` sends inside the block."""
+    def head(words: list[str]) -> str | None:
+        text = " ".join(words[:2]).upper()
+        return text if text in ("DROP INDEX", "CREATE INDEX") else None
+    return _seen(engine, head)
 
 
 async def _run(
@@ -181,18 +190,16 @@ class TestFirstLoad:
     ) -> None:
         """The users' indexes are back before members are resolved (which read them); the
         memberships' index (member_id, group_id) only after the last member row is in."""
-        seen: list[str] = []
-
-        def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            words = statement.split()
+        def member_rows_or_index(words: list[str]) -> str | None:
             if words[:2] == ["INSERT", "INTO"] and words[2] == MEMBERS.name:
-                seen.append("member rows")
-            elif words[:2] == ["CREATE", "INDEX"]:
-                seen.append(words[5] if words[2] == "IF" else words[2])  # [IF NOT EXISTS] name
+                return "member rows"
+            if words[:2] == ["CREATE", "INDEX"]:
+                return words[5] if words[2] == "IF" else words[2]  # [IF NOT EXISTS] name
+            return None
 
         async with pipeline(settings_for(slapd, store_url)) as service:
-            event.listen(service.engine.sync_engine, "before_cursor_execute", note)
-            report = await run_sync(service.sync, SyncOptions())
+            with _seen(service.engine, member_rows_or_index) as seen:
+                report = await run_sync(service.sync, SyncOptions())
 
         assert RunStatus.SUCCESS == report.status
         [members_index] = [str(i.name) for i in AFTER_MEMBERS]
