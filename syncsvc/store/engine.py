@@ -69,6 +69,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # pages back to the database after each commit; every 16384 pages (64 MiB) a checkpoint
     # copies each once for many commits: 0.89 of SQLite's CPU time writing 300k users' pages,
     # 0.97 of a whole first sync's CPU at 100k. The WAL file grows to 64 MiB; memory does not.
+    # A sync's pages are checkpointed beside it instead (syncsvc.store.walcheckpoints): this
+    # threshold is for the other writers (SCIM, member resolution) and should those fall behind.
     cur.execute("PRAGMA wal_autocheckpoint=16384")
     cur.close()
 

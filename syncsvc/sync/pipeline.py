@@ -43,6 +43,7 @@ from syncsvc.settings import LdapSettings, SyncSettings
 from syncsvc.store import runs, state, unavailable_reason, writes
 from syncsvc.store.loadindexes import LoadIndexes
 from syncsvc.store.maintenance import RunStatistics
+from syncsvc.store.walcheckpoints import PageCheckpoints
 from syncsvc.store.writes import PageOutcome, Removal, WriteContext
 from syncsvc.sync.fingerprint import FINGERPRINT_KEY
 from syncsvc.sync.lock import RunLock
@@ -142,6 +143,8 @@ class _Run:
         self.statistics = RunStatistics(deps.engine)
         # A first load drops secondary indexes and builds them once users, then members, are in.
         self.indexes = LoadIndexes(deps.engine)
+        # SQLite: each page's checkpoint copied back while the next page is mapped.
+        self.checkpoints = PageCheckpoints(deps.engine)
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
         self.cookies: dict[EntryKind, bytes | None] = {}
@@ -155,6 +158,7 @@ class _Run:
         """Let page writes still in flight (their reader was cancelled) commit or fail."""
         if self.writes:
             await asyncio.gather(*self.writes, return_exceptions=True)
+        await self.checkpoints.drain()
 
     # -- reading and writing pages -------------------------------------------------------------
 
@@ -174,7 +178,7 @@ class _Run:
         self, kind: EntryKind, records: list[Any], photos: PhotoPlan | None = None
     ) -> PageOutcome:
         """One page in one transaction."""
-        async with self.deps.engine.begin() as conn:
+        async with self.checkpoints.page(), self.deps.engine.begin() as conn:
             if kind is EntryKind.USER:
                 outcome = await writes.upsert_users(conn, self.ctx, records)  # type: ignore[arg-type]
                 if photos is not None:
@@ -243,6 +247,7 @@ class _Run:
         """Every page is written: the users' tables change little more this run. The users'
         indexes a first load deferred are built now: resolving members and managers reads them
         (the memberships' index waits for :meth:`resolve`, which only inserts into it)."""
+        await self.checkpoints.drain()  # the last page's: what follows writes much at once
         await self.indexes.restore("users read", members_later=True)
         if not self.ctx.dry_run:
             self.statistics.users_read(self.report.created + self.report.updated, self.report.read)
@@ -542,6 +547,7 @@ async def _run_locked(
 
 async def _close(run: _Run, started: float, *, cancelled: bool = False) -> None:
     await run.drain()
+    run.checkpoints.log_totals()
     try:  # a failed or stopped first load: its rows stay, so do the indexes they need
         await run.indexes.restore("run ended early")
     except Exception as exc:  # the store is gone: the next run's start or upgrade builds them

@@ -49,7 +49,6 @@ from tests.support.faults import (
 )
 from tests.support.slapd import Slapd
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = "dc=example,dc=com"
 SALES = f"ou=sales,ou=people,{BASE}"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -176,11 +175,7 @@ class TestDirectoryFaults:
 @pytest.fixture(scope="module")
 def big_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     """A slapd with 1500 users and 30 groups, shared by the tests that need a long full run."""
-    work = tmp_path_factory.mktemp("big")
-    seed = work / "big.ldif"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_ldif.py"), "--users", str(BIG_USERS),
-                    "--groups", "30", "-o", str(seed)], check=True)
-    with Slapd.create(work / "slapd", seed) as server:
+    with Slapd.generated(tmp_path_factory.mktemp("big"), users=BIG_USERS, groups=30) as server:
         yield server
 
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +31,6 @@ DIRECTORY_USERS = 30
 
 # A directory large enough for a first load to be worth a refresh (maintenance._MIN_ROWS).
 BIG_USERS = 1200
-ROOT = Path(__file__).resolve().parents[2]
 
 WAITING_ANALYZE = text(
     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ANALYZE %' "
@@ -63,11 +59,7 @@ async def analyze_blocked(engine: AsyncEngine, table: str = "scim_user") -> Asyn
 @pytest.fixture(scope="module")
 def big_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     """A slapd with BIG_USERS users and 10 groups."""
-    work = tmp_path_factory.mktemp("big")
-    seed = work / "big.ldif"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_ldif.py"), "--users",
-                    str(BIG_USERS), "--groups", "10", "-o", str(seed)], check=True)
-    with Slapd.create(work / "slapd", seed) as server:
+    with Slapd.generated(tmp_path_factory.mktemp("big"), users=BIG_USERS, groups=10) as server:
         yield server
 
 

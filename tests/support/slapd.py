@@ -25,6 +25,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ __all__ = [
     "ssha",
 ]
 
-SLAPD_CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "slapd"
+_ROOT = Path(__file__).resolve().parents[2]
+SLAPD_CONFIG_DIR = _ROOT / "deploy" / "slapd"
 """``deploy/slapd``: the configuration templates shared with docker-compose."""
 
 REQUIRED_TOOLS = (
@@ -228,6 +230,17 @@ class Slapd:
         server._load_seed(seed_path)
         server._start_on_free_ports()
         return server
+
+    @classmethod
+    def generated(cls, workdir: Path, *, users: int, groups: int) -> Slapd:
+        """A new slapd in *workdir* seeded with bench/gen_ldif.py's directory of that size
+        (seed 1: the same entries each time)."""
+        workdir = workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        seed = workdir / "generated.ldif"
+        subprocess.run([sys.executable, str(_ROOT / "bench" / "gen_ldif.py"), "--users",
+                        str(users), "--groups", str(groups), "-o", str(seed)], check=True)
+        return cls.create(workdir / "slapd", seed)
 
     def _configure(self, tls: TlsFiles) -> None:
         self.config_dir.mkdir()
