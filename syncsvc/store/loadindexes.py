@@ -19,8 +19,9 @@ without these indexes.
 
 The indexes are always put back: after the users are read (and the members resolved), when
 the run fails or is stopped, and, should the process be killed in between, by
-:func:`build_missing` at the next run's start and at the store's upgrade at service start. The DDL is compiled from the schema's
-:class:`~sqlalchemy.schema.Index` objects, so a rebuilt index is the migrated one.
+:func:`build_missing` at the next run's start and at the store's upgrade at service start.
+The DDL is compiled from the schema's :class:`~sqlalchemy.schema.Index` objects, so a rebuilt
+index is the migrated one.
 
 On SQLite ``CREATE INDEX`` holds the write lock while it runs (a few seconds at 1M users):
 other writers wait for it, readers do not. On PostgreSQL it holds a SHARE lock on the table:
