@@ -12,9 +12,9 @@ from aiohttp import web
 
 from syncsvc import jsoncodec
 from syncsvc.errors import InvalidSyntax, InvalidValue, NotFound, NotModified, PayloadTooLarge
+from syncsvc.scim.cache import CachedResponse
 from syncsvc.scim.discovery import resource_type, resource_types, service_provider_config
 from syncsvc.scim.inputs import MAX_DEPTH, MAX_OFFSET, check_document, plausible_id
-from syncsvc.scim.cache import CachedResponse
 from syncsvc.scim.middleware import scim_bytes, scim_json
 from syncsvc.scim.schema import load_schemas
 from syncsvc.scim.serialize import etag_matches
@@ -176,11 +176,11 @@ async def search(request: web.Request) -> web.Response:
 async def get_resource(request: web.Request) -> web.Response:
     async def render(base_url: str) -> CachedResponse:
         q = {k.lower(): v for k, v in request.query.items()}
-        result = await _service(request).get(
+        body, tag = await _service(request).get_encoded(
             _kind(request), _resource_id(request), base_url=base_url,
             attributes=_list_of(q.get("attributes")), excluded=_list_of(q.get("excludedattributes")),
         )
-        return CachedResponse(jsoncodec.dumps(result.body), result.etag)
+        return CachedResponse(body, tag)
 
     hit = await _cached(request, render)
     tag = hit.etag or ""

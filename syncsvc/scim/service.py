@@ -63,7 +63,7 @@ from syncsvc.store.changes import StoreChanges
 from syncsvc.store.loopreads import LoopReader
 from syncsvc.store.pgreads import PgReader
 
-__all__ = ["Kind", "ListQuery", "Result", "ScimService", "KINDS"]
+__all__ = ["KINDS", "Kind", "ListQuery", "Result", "ScimService"]
 
 log = structlog.get_logger(__name__)
 
@@ -164,10 +164,18 @@ class ScimService:
         self._kept_statements: dict[tuple[Any, ...], Select[Any]] = {}
         self._not_raw: weakref.WeakSet[Select[Any]] = weakref.WeakSet()
         table = store.USERS
-        self._users_by_ids = select(
-            table, *self._read_columns(KINDS["Users"], _DEFAULT_USER_PARTS),
-            *reads.user_key_extra_columns(self._dialect),
-        ).where(table.c.id.in_(bindparam("ids", expanding=True)))
+        kept_columns = (table, *self._read_columns(KINDS["Users"], _DEFAULT_USER_PARTS),
+                        *reads.user_key_extra_columns(self._dialect))
+        self._users_by_ids = select(*kept_columns).where(
+            table.c.id.in_(bindparam("ids", expanding=True)))
+        # A User's key (no body) and its full row with the key, by id or userName: GET and the
+        # `userName eq` lookup, read on the loop's thread or asyncpg like any point read.
+        self._user_key_by = {
+            column: select(*reads.user_key_columns(self._dialect)).where(
+                table.c[column] == bindparam("value"))
+            for column in (table.c.id.key, table.c.user_name_lower.key)}
+        self._kept_user_by_id = select(*kept_columns).where(
+            table.c.id == bindparam("value"))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -214,15 +222,32 @@ class ScimService:
                     rows = list(await own.execute(self._users_by_ids, params))
             else:
                 rows = list(await conn.execute(self._users_by_ids, params))
-            bodies = self._render_users(rows, _DEFAULT_USER_PARTS, base_url)
-            for row, rendered in zip(rows, bodies, strict=True):
-                # Keyed by the row just read: if a commit came between the two reads, this is
-                # the newer state, and the key says so.
-                body = jsoncodec.dumps(rendered)
-                self._rendered.put(user_key(row, base_url), body)
-                out[missing[row.id]] = body
+            for row in rows:
+                out[missing[row.id]] = self._keep_rendering(row, base_url)
         # A user deleted between the two reads is not shown: a read now would not show it.
         return [embed(body) for body in out if body is not None]
+
+    def _keep_rendering(self, row: Row[Any], base_url: str) -> bytes:
+        """The default rendering of a full User row read with its key columns, kept by that key.
+        Keyed by the row itself: if a commit came between the read of the key and this one,
+        this is the newer state, and the key says so."""
+        body = jsoncodec.dumps(self._render_users([row], _DEFAULT_USER_PARTS, base_url)[0])
+        self._rendered.put(user_key(row, base_url), body)
+        return body
+
+    async def _kept_user(self, column: str, value: str, base_url: str) -> tuple[bytes, int] | None:
+        """The kept default rendering of the User whose unique ``column`` is ``value``, and its
+        version; rendered and kept when not seen in this state. None: no such User."""
+        keys = await self._read_users(self._user_key_by[column], value)
+        if not keys:
+            return None
+        body = self._rendered.get(page_key(keys[0], base_url))
+        if body is not None:
+            return body, keys[0].version
+        rows = await self._read_users(self._kept_user_by_id, keys[0].id)
+        if not rows:
+            return None  # deleted between the two reads
+        return self._keep_rendering(rows[0], base_url), rows[0].version
 
     @staticmethod
     def _render_users(
@@ -257,6 +282,22 @@ class ScimService:
             return ()
         return reads.user_extra_columns(self._dialect, groups="groups" in parts,
                                         manager="manager" in parts)
+
+    async def get_encoded(
+        self, kind: Kind, resource_id: str, *, base_url: str, attributes: Sequence[str] | None = None,
+        excluded: Sequence[str] | None = None,
+    ) -> tuple[bytes, str]:
+        """:meth:`get` as JSON bytes and ETag: a User's default rendering comes from the kept
+        renderings, which outlive the commits that empty the response cache."""
+        if kind.name == "User" and self._rendered.enabled and not attributes and not excluded:
+            found = await self._kept_user(store.USERS.c.id.key, resource_id, base_url)
+            if found is None:
+                raise NotFound(f"User {resource_id} not found")
+            body, version = found
+            return body, etag(version)
+        result = await self.get(kind, resource_id, base_url=base_url, attributes=attributes,
+                                excluded=excluded)
+        return jsoncodec.dumps(result.body), result.etag
 
     async def get(
         self, kind: Kind, resource_id: str, *, base_url: str, attributes: Sequence[str] | None = None,
@@ -334,6 +375,10 @@ class ScimService:
             else None
         if lookup is not None:
             column, value = lookup
+            if kept:
+                one = await self._kept_user(column, value, base_url)
+                bodies = [] if one is None else [embed(one[0])]
+                return self._list_response(kind, query, len(bodies), start_index=1, bodies=bodies)
             found = await self._read_users(self._user_select(column, parts), value)
             return self._list_response(kind, query, len(found), start_index=1,
                                        bodies=self._render_users(found, parts, base_url))

@@ -56,4 +56,6 @@ async def test_a_busy_database_is_read_the_usual_way(uncached: Scim) -> None:
 
     assert (ada["id"], [ada["id"]]) == (by_id["id"], [r["id"] for r in by_name["Resources"]])
     assert "not found" in missing["detail"]
-    assert 3 == busy.calls
+    # By id: the key, then (nothing kept yet) the whole row; by name: the key only (the GET
+    # kept its rendering); the missing id: its key. Each tried inline first.
+    assert 4 == busy.calls

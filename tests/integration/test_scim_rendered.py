@@ -58,9 +58,11 @@ class Pair:
         return self.kept.http.app[SCIM].service._rendered
 
     async def pages(self, scim: Scim) -> list[Any]:
-        """Every way this test reads a list: one page of all users, cursor pages of 4, an
-        index page deep in, a sorted page and a ``co`` filter."""
-        out = [await scim.json("GET", "/Users", count=1000),
+        """Every way this test reads users: one page of all users, cursor pages of 4, an index
+        page deep in, a sorted page, a ``co`` filter, and each user by id (body and ETag) and
+        by ``userName eq`` (in upper case: userName is not caseExact)."""
+        everyone = await scim.json("GET", "/Users", count=1000)
+        out = [everyone,
                await scim.json("GET", "/Users", startIndex=5, count=7),
                await scim.json("GET", "/Users", sortBy="displayName", sortOrder="descending",
                                count=9),
@@ -70,6 +72,11 @@ class Pair:
             page = await scim.json("GET", "/Users", cursor=cursor, count=4)
             out.append(page)
             cursor = page.get("nextCursor")
+        for user in everyone["Resources"]:
+            response = await scim.request("GET", f"/Users/{user['id']}")
+            out.append((response.status, response.headers["ETag"], await response.json()))
+            out.append(await scim.json("GET", "/Users",
+                                       filter=f'userName eq "{user["userName"].upper()}"'))
         return out
 
     async def same(self) -> dict[str, Any]:
@@ -115,6 +122,32 @@ async def test_a_page_reuses_kept_renderings(pair: Pair) -> None:
     assert first == again
     assert (misses, hits + first["itemsPerPage"]) == (pair.rendered.misses, pair.rendered.hits)
     assert first["itemsPerPage"] == len(pair.rendered) > 10
+
+
+async def test_a_read_by_id_or_username_reuses_kept_renderings(pair: Pair) -> None:
+    """A GET by id and a ``userName eq`` lookup serve the bytes a page kept, with the ETag of
+    the version they show; after a write, the new rendering and the new ETag."""
+    page = await pair.kept.json("GET", "/Users", count=1000)
+    user = page["Resources"][3]
+    misses, hits = pair.rendered.misses, pair.rendered.hits
+
+    response = await pair.kept.request("GET", f"/Users/{user['id']}")
+    found = await pair.kept.json("GET", "/Users", filter=f'userName eq "{user["userName"]}"')
+
+    assert (user, [user], 1) == (await response.json(), found["Resources"], found["totalResults"])
+    assert user["meta"]["version"] == response.headers["ETag"]
+    assert (misses, hits + 2) == (pair.rendered.misses, pair.rendered.hits)
+
+    await pair.kept.json("PATCH", f"/Users/{user['id']}", replace(PROFILE, {"headline": "New"}))
+    response = await pair.kept.request("GET", f"/Users/{user['id']}")
+    changed = await response.json()
+    assert ("New", changed["meta"]["version"]) == \
+        (changed[PROFILE]["headline"], response.headers["ETag"])
+    assert changed["meta"]["version"] != user["meta"]["version"]
+    assert (misses + 1, hits + 2) == (pair.rendered.misses, pair.rendered.hits)
+    gone = await pair.kept.json("GET", "/Users", filter='userName eq "nobody.here"')
+    assert (0, []) == (gone["totalResults"], gone["Resources"])
+    await pair.kept.json("GET", "/Users/00000000-0000-0000-0000-000000000000", expect=404)
 
 
 async def test_every_write_is_in_the_next_page(pair: Pair, slapd: Slapd, store_url: str) -> None:

@@ -60,9 +60,7 @@ def test_a_page_row_and_a_full_row_have_one_key() -> None:
     page_row = namedtuple("Page", reads.USER_KEY_NAMES)(**values)  # type: ignore[misc]
     full = {**values, "resource": {"userName": "u"}, "profile": None,
             "last_modified": datetime(2026, 1, 1, tzinfo=UTC), "groups_json": [["g1", "Ops"]]}
+    full_row = namedtuple("Full", list(full))(**full)  # type: ignore[misc]
 
-    class FullRow:
-        _mapping = full
-
-    assert page_key(page_row, "https://x/scim/v2") == user_key(FullRow(), "https://x/scim/v2")
-    assert page_key(page_row, "https://x/scim/v2") != user_key(FullRow(), "https://y/scim/v2")
+    assert page_key(page_row, "https://x/scim/v2") == user_key(full_row, "https://x/scim/v2")
+    assert page_key(page_row, "https://x/scim/v2") != user_key(full_row, "https://y/scim/v2")
