@@ -159,8 +159,7 @@ def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[st
     return {
         key
         for lowered, key in spelled.items()
-        if lowered != "schemas"
-        and _canonical_json(lookup(before, key)) != _canonical_json(lookup(after, key))
+        if lowered != "schemas" and not _same_json(lookup(before, key), lookup(after, key))
     }
 
 
@@ -733,7 +732,23 @@ def _put(container: dict[str, Any], name: str, value: Any) -> None:
 
 
 def _same_json(left: Any, right: Any) -> bool:
-    return _canonical_json(left) == _canonical_json(right)
+    # Most attributes a PATCH leaves alone are equal as they are: the canonical texts (two
+    # json.dumps each; a PATCH compares every attribute, twice) are for the rest.
+    return _identical(left, right) or _canonical_json(left) == _canonical_json(right)
+
+
+def _identical(left: Any, right: Any) -> bool:
+    """Equal with the same types all the way down (so 1 and True, or 1 and 1.0, differ as
+    their JSON does): equal texts for :func:`_canonical_json` too."""
+    if left is right:
+        return True
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_identical(v, right[k]) for k, v in left.items())
+    if isinstance(left, list):
+        return len(left) == len(right) and all(map(_identical, left, right))
+    return bool(left == right)
 
 
 def _canonical_json(value: Any) -> str:

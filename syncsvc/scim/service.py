@@ -276,10 +276,12 @@ class ScimService:
         return row
 
     async def _load_for_reading(
-        self, conn: AsyncConnection, kind: Kind, resource_id: str, parts: frozenset[str]
+        self, conn: AsyncConnection, kind: Kind, resource_id: str, parts: frozenset[str], *,
+        for_update: bool = False,
     ) -> Row[Any]:
         """The row with what rendering ``parts`` needs folded in (render it ``folded``)."""
-        row = await store.get(conn, kind.table, resource_id, columns=self._read_columns(kind, parts))
+        row = await store.get(conn, kind.table, resource_id, for_update=for_update,
+                              columns=self._read_columns(kind, parts))
         if row is None:
             raise NotFound(f"{kind.name} {resource_id} not found")
         return row
@@ -733,12 +735,17 @@ class ScimService:
         ops = parse_patch(body)
         is_group = kind.name == "Group"
         delta = member_delta(ops) if is_group else None
+        # Members are loaded only when an operation may change them (Okta renames a group
+        # with a path-less replace: that must not read 50,000 members).
+        with_members = not is_group or touches_members(ops)
+        parts = frozenset({"manager", "members"} if with_members else {"manager"})
         async with self._transaction() as conn:
             # Locked until the commit (PostgreSQL; SQLite's writes take turns): concurrent writes
             # of one resource queue up instead of racing. Racing, a dozen concurrent PATCHes of
             # one user ran out of redos (a 412 no client asked for), and member deltas, applied
-            # without reading the group, would race on the member table.
-            row = await self._load(conn, kind, resource_id, for_update=True)
+            # without reading the group, would race on the member table. A user's manager name
+            # comes in the same statement.
+            row = await self._load_for_reading(conn, kind, resource_id, parts, for_update=True)
             self._check_version(row, if_match)
             if delta is not None and row.origin == "local":
                 now = self._clock()
@@ -746,11 +753,7 @@ class ScimService:
                                               now=now):
                     await store.bump_version(conn, kind.table, row, now, capture=self._capture)
                 return await self._result(conn, kind, resource_id, base_url, attributes, excluded)
-            # Members are loaded only when an operation may change them (Okta renames a group
-            # with a path-less replace: that must not read 50,000 members).
-            with_members = not is_group or touches_members(ops)
-            parts = frozenset({"manager", "members"} if with_members else {"manager"})
-            current = (await self._render(conn, kind, [row], parts, base_url))[0]
+            current = (await self._render(conn, kind, [row], parts, base_url, folded=True))[0]
             current.pop("meta", None)
             patched = apply_patch(current, ops, kind.name)
             if changed_paths(current, patched):

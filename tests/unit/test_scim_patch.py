@@ -739,3 +739,15 @@ class TestChangedPaths:
     def test_value_case_matters(self) -> None:
         """A change of case in a value is a change."""
         assert {"title"} == changed_paths({"title": "x"}, {"title": "X"})
+
+    def test_equal_python_values_of_another_json_type_are_a_change(self) -> None:
+        """1 == True == 1.0 in Python, but not in JSON: a change of type is a change."""
+        assert {"active", "weight"} == changed_paths({"active": True, "weight": 1},
+                                                     {"active": 1, "weight": 1.0})
+
+    def test_nested_keys_in_another_case_are_no_change(self) -> None:
+        """Sub-attribute names are case-insensitive too, also inside multi-valued ones."""
+        before = {"name": {"givenName": "A"}, "emails": [{"value": "a@x", "type": "work"}]}
+        after = {"name": {"givenname": "A"}, "emails": [{"Value": "a@x", "TYPE": "work"}]}
+
+        assert set() == changed_paths(before, after)
