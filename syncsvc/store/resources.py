@@ -143,8 +143,13 @@ async def members_of_groups(conn: AsyncConnection, group_ids: Sequence[str]) -> 
     return out
 
 
-async def _write_emails(conn: AsyncConnection, user_id: str, resource: dict[str, Any]) -> None:
-    await conn.execute(delete(EMAILS).where(EMAILS.c.user_id == user_id))
+async def _write_emails(
+    conn: AsyncConnection, user_id: str, resource: dict[str, Any], *, new: bool = False,
+) -> None:
+    """The user's e-mail rows (what `emails` filters search); ``new``: the user was just
+    inserted, so there are none to delete."""
+    if not new:
+        await conn.execute(delete(EMAILS).where(EMAILS.c.user_id == user_id))
     rows = [{"user_id": user_id, **email} for email in emails_of(resource)]
     if rows:
         await conn.execute(insert(EMAILS), rows)
@@ -211,7 +216,7 @@ async def insert_user(
     except IntegrityError as exc:  # a concurrent insert won the race for the userName or slug
         raise Uniqueness(f"userName {resource['userName']!r} or the public profile slug "
                          "is already taken") from exc
-    await _write_emails(conn, new_id, resource)
+    await _write_emails(conn, new_id, resource, new=True)
     if capture:
         await capture_change(conn, "User", [new_id], "upsert", now)
     return new_id
