@@ -18,7 +18,7 @@ from syncsvc.push.payload import Payload, group_payload, user_payload
 from syncsvc.push.scope import Scope
 from syncsvc.push.state import RemoteLink
 from syncsvc.settings import TargetSettings
-from syncsvc.store.schema import GROUPS, MEMBERS, USERS
+from syncsvc.store.schema import GROUPS, MEMBERS, USERS, served_columns
 
 __all__ = ["read_payloads"]
 
@@ -39,7 +39,8 @@ async def read_payloads(
                 for row in await conn.execute(select(USERS).where(USERS.c.id.in_(part))):
                     out[row.id] = user_payload(row, target, remote_users)
                 continue
-            rows = list(await conn.execute(select(GROUPS).where(GROUPS.c.id.in_(part))))
+            rows = list(await conn.execute(
+                select(*served_columns(GROUPS)).where(GROUPS.c.id.in_(part))))
             members: dict[str, list[Any]] = {row.id: [] for row in rows}
             for m in await conn.execute(
                     select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type)

@@ -64,6 +64,7 @@ from syncsvc.store import resources as store
 from syncsvc.store.changes import StoreChanges
 from syncsvc.store.loopreads import LoopReader
 from syncsvc.store.pgreads import PgReader
+from syncsvc.store.schema import served_columns
 
 __all__ = ["KINDS", "Kind", "ListQuery", "Result", "ScimService"]
 
@@ -379,7 +380,7 @@ class ScimService:
         kept = kind.name == "User" and self._rendered.enabled and not query.attributes \
             and not query.excluded
         columns = list(reads.user_key_columns(self._dialect)) if kept \
-            else [kind.table, *self._read_columns(kind, parts)]
+            else [*served_columns(kind.table), *self._read_columns(kind, parts)]
         lookup = filters.unique_lookup(kind.name, parsed) \
             if parsed is not None and query.cursor is None and query.start_index <= 1 and count \
             else None

@@ -21,7 +21,7 @@ from syncsvc.errors import ConcurrentUpdate, InvalidValue, Uniqueness
 from syncsvc.store import dependents, ids
 from syncsvc.store.capture import capture as capture_change
 from syncsvc.store.rows import emails_of, user_columns
-from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
+from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS, served_columns
 
 __all__ = [
     "GROUPS",
@@ -51,7 +51,7 @@ async def get(
     """One row by id; ``for_update`` locks it until the transaction ends (PostgreSQL; SQLite
     serialises writers anyway and renders no FOR UPDATE). ``columns`` are selected beside the
     table's own (see :mod:`syncsvc.store.reads`)."""
-    query = select(table, *columns).where(table.c.id == resource_id)
+    query = select(*served_columns(table), *columns).where(table.c.id == resource_id)
     if for_update:
         query = query.with_for_update()
     return (await conn.execute(query)).first()
@@ -85,7 +85,7 @@ async def fetch(
         page = page.where(where)
     chosen = page.order_by(*order_by).offset(offset).limit(limit).subquery("page")
     query = (
-        select(*(columns or [table]))
+        select(*(columns or served_columns(table)))
         .select_from(table.join(chosen, chosen.c.id == table.c.id))
         .order_by(*order_by)
     )

