@@ -14,7 +14,7 @@ import functools
 import json
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -667,11 +667,7 @@ class ScimService:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, on SQLite in this process's turn (``_write_turns``)."""
-        if self._write_turns is None:
-            async with self._engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_turns, self._engine.begin() as conn:
+        async with self._write_turns or nullcontext(), self._engine.begin() as conn:
             yield conn
 
     async def create(

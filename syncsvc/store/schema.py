@@ -8,6 +8,7 @@ sync needs to find rows (anchor, normalised DN) are indexed too. Migrations in
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -311,6 +312,7 @@ PUSH_TARGETS: Table = PushTargetRow.__table__  # type: ignore[assignment]
 PUSH_RESOURCES: Table = PushResourceRow.__table__  # type: ignore[assignment]
 
 
+@cache  # per table, once: group reads ask for them on every request
 def served_columns(table: Table) -> tuple[Column[Any], ...]:
     """The columns a resource is rendered from (SCIM reads, push bodies): all but a group's
     ``source_members``, the directory's member DNs that only the sync resolves. They are
