@@ -29,14 +29,17 @@ from syncsvc.errors import StoreError
 from syncsvc.settings import StoreSettings
 from syncsvc.store.loadindexes import build_missing
 
-__all__ = ["MIGRATION_LOCK_KEY", "create_engine", "current_revision", "head_revision",
+__all__ = ["MIGRATION_LOCK_KEY", "RUN_LOCK_KEY", "create_engine", "current_revision", "head_revision",
            "is_postgres", "sqlite_file", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 # "syncmig" in ASCII: a fixed advisory lock key for schema upgrades, distinct from the sync
-# lock's ("syncsvc", syncsvc.sync.lock.ADVISORY_KEY) so a long sync never delays a start-up.
+# lock's so a long sync never delays a start-up.
 MIGRATION_LOCK_KEY = 0x73796E636D6967
+# "syncsvc" in ASCII: the advisory lock a sync holds for its whole run (syncsvc.sync.lock).
+# Any other tool using this key would block our syncs.
+RUN_LOCK_KEY = 0x73796E63737663
 
 
 def create_engine(settings: StoreSettings) -> AsyncEngine:
@@ -116,10 +119,23 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                                        {"k": MIGRATION_LOCK_KEY})
                 await conn.run_sync(
                     lambda sync_conn: command.upgrade(_alembic_config(sync_conn), revision))
-                if revision == "head" or revision == head_revision():
+                if (revision == "head" or revision == head_revision()) \
+                        and await _no_run_elsewhere(conn):
                     # A process killed during a first load left the users' secondary indexes
                     # dropped (syncsvc.store.loadindexes): back before anything reads.
                     await build_missing(conn, reason="missing at upgrade")
+
+
+async def _no_run_elsewhere(conn: AsyncConnection) -> bool:
+    """Whether no sync runs now (PostgreSQL), kept so until the upgrade commits. A first load
+    of another replica drops the indexes on purpose and builds them itself: building them here
+    as well, two CREATE INDEX of one name met in PostgreSQL's catalogue, and the replica that
+    lost failed to start. What a killed run left, the next run's start builds. On SQLite the
+    one writer at a time and IF NOT EXISTS keep the two builds apart."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                  {"k": RUN_LOCK_KEY}))
 
 
 def head_revision() -> str:

@@ -21,13 +21,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from syncsvc.errors import SyncAborted, SyncBusy
+from syncsvc.store.engine import RUN_LOCK_KEY
 
 __all__ = ["ADVISORY_KEY", "RunLock"]
 
 log = structlog.get_logger(__name__)
 
-# A fixed 64-bit key: "syncsvc" in ASCII. Any other tool using this key would block our syncs.
-ADVISORY_KEY = 0x73796E63737663
+ADVISORY_KEY = RUN_LOCK_KEY
 
 
 class RunLock:

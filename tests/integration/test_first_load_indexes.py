@@ -15,7 +15,8 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, insert, inspect, select
+import pytest
+from sqlalchemy import delete, event, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import DropIndex
 from structlog.testing import capture_logs
@@ -23,6 +24,7 @@ from structlog.testing import capture_logs
 from syncsvc.domain import EntryKind, RunMode, RunStatus
 from syncsvc.settings import StoreSettings
 from syncsvc.store import create_engine, upgrade
+from syncsvc.store.engine import RUN_LOCK_KEY
 from syncsvc.store.loadindexes import AFTER_MEMBERS, DEFERRABLE
 from syncsvc.store.schema import (
     EMAILS,
@@ -293,6 +295,32 @@ class TestIndexesAlwaysComeBack:
         finally:
             await other.dispose()
 
+        _assert_every_index(await _indexes(engine))
+
+    @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+    async def test_the_upgrade_leaves_them_to_a_sync_running_elsewhere(
+        self, store_url: str, engine: AsyncEngine
+    ) -> None:
+        """While another replica's sync holds the run lock (its first load drops them and
+        builds them itself), a starting replica's upgrade builds none; once no sync runs, it
+        does."""
+        async with engine.begin() as conn:
+            for index in DEFERRABLE[:3]:
+                await conn.execute(DropIndex(index))
+        other = create_engine(StoreSettings(url=store_url))
+        try:
+            async with engine.connect() as running:
+                await running.execute(text("SELECT pg_advisory_lock(:k)"), {"k": RUN_LOCK_KEY})
+                await running.commit()
+                await upgrade(other)
+                left = set(await _indexes(engine))
+                await running.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RUN_LOCK_KEY})
+                await running.commit()
+            await upgrade(other)
+        finally:
+            await other.dispose()
+
+        assert {str(index.name) for index in DEFERRABLE[:3]}.isdisjoint(left)
         _assert_every_index(await _indexes(engine))
 
 
