@@ -9,7 +9,7 @@ as its ETag.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,13 +18,11 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from syncsvc.store.keysets import chunks, lookups
 from syncsvc.store.schema import PHOTOS, USERS
 
 __all__ = ["NewPhoto", "drop_photos", "load_photo", "put_photos", "source_hashes", "touch_users",
            "user_ids"]
-
-_CHUNK = 1000  # anchors or ids per IN (...)
-
 
 @dataclass(frozen=True, slots=True)
 class NewPhoto:
@@ -38,21 +36,16 @@ class NewPhoto:
     height: int
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 async def source_hashes(
     conn: AsyncConnection, anchors: Sequence[str]
 ) -> dict[str, tuple[str, str]]:
     """anchor -> (user id, source hash) of the directory users that have a stored thumbnail."""
     found: dict[str, tuple[str, str]] = {}
-    for part in _chunks(list(anchors)):
+    for condition in lookups(conn, USERS.c.anchor, anchors):
         rows = await conn.execute(
             select(USERS.c.anchor, USERS.c.id, PHOTOS.c.source_hash)
             .join(PHOTOS, PHOTOS.c.user_id == USERS.c.id)
-            .where(USERS.c.anchor.in_(part))
+            .where(condition)
         )
         found.update({anchor: (user_id, digest) for anchor, user_id, digest in rows})
     return found
@@ -63,7 +56,7 @@ async def put_photos(conn: AsyncConnection, photos: Sequence[NewPhoto], now: dat
     if not photos:
         return
     ids = [p.user_id for p in photos]
-    for part in _chunks(ids):
+    for part in chunks(ids):
         await conn.execute(delete(PHOTOS).where(PHOTOS.c.user_id.in_(part)))
     await conn.execute(insert(PHOTOS), [
         {"user_id": p.user_id, "content_type": p.content_type, "data": p.data,
@@ -78,7 +71,7 @@ async def put_photos(conn: AsyncConnection, photos: Sequence[NewPhoto], now: dat
 
 async def drop_photos(conn: AsyncConnection, user_ids: Sequence[str]) -> None:
     """Remove the thumbnails of users whose directory entry no longer has a photo."""
-    for part in _chunks(list(user_ids)):
+    for part in chunks(list(user_ids)):
         await conn.execute(delete(PHOTOS).where(PHOTOS.c.user_id.in_(part)))
         await conn.execute(update(USERS).where(USERS.c.id.in_(part)).values(photo_hash=None))
 
@@ -93,15 +86,14 @@ async def load_photo(conn: AsyncConnection, user_id: str) -> Row[Any] | None:
 async def user_ids(conn: AsyncConnection, anchors: Sequence[str]) -> dict[str, str]:
     """anchor -> id of the stored directory users among ``anchors``."""
     found: dict[str, str] = {}
-    for part in _chunks(list(anchors)):
-        rows = await conn.execute(
-            select(USERS.c.anchor, USERS.c.id).where(USERS.c.anchor.in_(part)))
+    for condition in lookups(conn, USERS.c.anchor, anchors):
+        rows = await conn.execute(select(USERS.c.anchor, USERS.c.id).where(condition))
         found.update({anchor: user_id for anchor, user_id in rows})
     return found
 
 
 async def touch_users(conn: AsyncConnection, user_ids: Sequence[str], now: datetime) -> None:
     """A new version and lastModified for users whose only change is their photo."""
-    for part in _chunks(list(user_ids)):
+    for part in chunks(list(user_ids)):
         await conn.execute(update(USERS).where(USERS.c.id.in_(part))
                            .values(version=USERS.c.version + 1, last_modified=now))

@@ -16,7 +16,6 @@ from collections.abc import (
     Callable,
     Collection,
     Container,
-    Iterable,
     Mapping,
     Sequence,
 )
@@ -27,9 +26,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Table,
-    Text,
     and_,
-    any_,
     bindparam,
     case,
     delete,
@@ -47,6 +44,7 @@ from syncsvc.domain import EntryKind, GroupRecord, Problem, UserRecord
 from syncsvc.store import dependents
 from syncsvc.store.capture import capture
 from syncsvc.store.ids import new_id
+from syncsvc.store.keysets import IN_CHUNK, chunks, lookups
 from syncsvc.store.rows import emails_of, group_values, user_values
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS
 
@@ -64,10 +62,6 @@ __all__ = [
     "upsert_groups",
     "upsert_users",
 ]
-
-
-# Stay well under PostgreSQL's 32,767 bind parameters per statement.
-IN_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,32 +111,6 @@ class WriteContext:
     @property
     def capturing(self) -> bool:
         return self.capture and not self.dry_run
-
-
-def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-# A lookup's keys at once on PostgreSQL: one array parameter, whatever their number.
-ARRAY_CHUNK = 20_000
-
-
-def _lookups(
-    conn: AsyncConnection, column: Any, keys: Sequence[str]
-) -> Iterable[ColumnElement[bool]]:
-    """``column`` is one of ``keys``, as conditions of as few statements as the database takes.
-
-    PostgreSQL: ``= ANY($1)`` with the keys as one text array: a statement prepared once,
-    planned as one index lookup a key. An ``IN`` list of 1000 parameters was parsed and planned
-    anew for each chunk: resolving a first load's 232k member DNs (100k users) sent about 470
-    of them. SQLite: ``IN`` lists within its parameter limit."""
-    if conn.dialect.name == "postgresql":
-        for part in _chunks(keys, ARRAY_CHUNK):
-            yield column == any_(bindparam(None, list(part), type_=postgresql.ARRAY(Text)))
-        return
-    for part in _chunks(keys):
-        yield column.in_(part)
 
 
 def _upsert(conn: AsyncConnection, table: Table, update_cols: Sequence[str]) -> Any:
@@ -199,7 +167,7 @@ async def _existing_by_anchor(
     conn: AsyncConnection, table: Table, anchors: Sequence[str]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for condition in _lookups(conn, table.c.anchor, anchors):
+    for condition in lookups(conn, table.c.anchor, anchors):
         rows = await conn.execute(
             select(table.c.id, table.c.anchor, table.c.content_hash, table.c.version,
                    table.c.created, table.c.origin, _shown_name(table)).where(condition)
@@ -213,7 +181,7 @@ async def _holders(
 ) -> dict[str, Any]:
     """Rows that already hold one of ``names`` in a unique, case-folded column."""
     held: dict[str, Any] = {}
-    for condition in _lookups(conn, column, names):
+    for condition in lookups(conn, column, names):
         rows = await conn.execute(
             select(table.c.id, table.c.anchor, table.c.dn, column.label("name")).where(condition)
         )
@@ -279,8 +247,16 @@ async def _upsert_page(
     if to_write and not ctx.dry_run:
         if before_write is not None:
             await before_write(to_write)
-        cols = [c for c in to_write[0] if c not in ("id", "created", "anchor")]
-        await conn.execute(_upsert(conn, table, cols), to_write)
+        # New rows by a plain INSERT, which PostgreSQL takes 1000 rows a statement (an upsert
+        # goes row by row): only a sync writes anchors, one at a time (the run lock), and this
+        # page found none of these. Changed rows by the upsert.
+        new = [row for row in to_write if row["version"] == 1]
+        changed = [row for row in to_write if row["version"] > 1]
+        if new:
+            await conn.execute(insert(table), new)
+        if changed:
+            cols = [c for c in to_write[0] if c not in ("id", "created", "anchor")]
+            await conn.execute(_upsert(conn, table, cols), changed)
     return out
 
 
@@ -307,7 +283,7 @@ async def upsert_users(
         written = {v["id"]: v for v in values if "id" in v}
         # A user inserted by this page (version 1) has no e-mail rows to delete.
         rewritten = [uid for uid in out.changed_ids if written[uid]["version"] > 1]
-        for part in _chunks(rewritten):
+        for part in chunks(rewritten):
             await conn.execute(delete(EMAILS).where(EMAILS.c.user_id.in_(part)))
         email_rows = [
             {"user_id": uid, **email}
@@ -360,7 +336,7 @@ async def _page_managers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
             unresolved.append(row["id"])
     if unresolved:
         kept: dict[str, str | None] = {}
-        for part in _chunks(unresolved):
+        for part in chunks(unresolved):
             rows_now = await conn.execute(
                 select(USERS.c.id, USERS.c.manager_id).where(USERS.c.id.in_(part)))
             kept.update({id_: manager_id for id_, manager_id in rows_now})
@@ -373,7 +349,7 @@ async def _holders_of(conn: AsyncConnection, dns: Sequence[str]) -> dict[str, st
     """The id of a user stored at each of ``dns`` (normalised); the lowest id where several are
     (a deactivated user whose DN a new entry took), as :func:`resolve_managers` chooses."""
     found: dict[str, str] = {}
-    for condition in _lookups(conn, USERS.c.dn_norm, dns):
+    for condition in lookups(conn, USERS.c.dn_norm, dns):
         rows = await conn.execute(
             select(USERS.c.dn_norm, func.min(USERS.c.id)).where(condition)
             .group_by(USERS.c.dn_norm)
@@ -399,7 +375,7 @@ async def _ids_by(
     conn: AsyncConnection, table: Table, column: Any, keys: Sequence[str]
 ) -> dict[str, str]:
     found: dict[str, str] = {}
-    for condition in _lookups(conn, column, keys):
+    for condition in lookups(conn, column, keys):
         rows = await conn.execute(select(column, table.c.id).where(condition))
         found.update({key: id_ for key, id_ in rows})
     return found
@@ -410,7 +386,7 @@ async def _users_by(
 ) -> dict[str, str]:
     """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``)."""
     found: dict[str, str] = {}
-    for condition in _lookups(conn, column, keys):
+    for condition in lookups(conn, column, keys):
         rows = await conn.execute(
             select(column, USERS.c.id, (USERS.c.last_modified == now).label("fresh"))
             .where(condition))
@@ -454,7 +430,7 @@ async def _group_sizes(
     them by keyset on id (the primary key), or those of ``group_ids``."""
     query = select(GROUPS.c.id, _names_in(conn.dialect.name)).where(GROUPS.c.origin == "ldap")
     if group_ids is not None:
-        for part in _chunks(list(group_ids), page):
+        for part in chunks(list(group_ids), page):
             yield list(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
         return
     after: str | None = None
@@ -472,7 +448,7 @@ async def _groups_of(conn: AsyncConnection, ids: Sequence[str]) -> list[Any]:
     """The groups of ``ids`` with their source members, in id order."""
     query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members)
     found: list[Any] = []
-    for part in _chunks(ids):
+    for part in chunks(ids):
         found.extend(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
     return found
 
@@ -587,7 +563,7 @@ async def resolve_members(
 
 async def _bump(conn: AsyncConnection, table: Table, ids: Sequence[str], now: datetime) -> None:
     """A change the row's own hash cannot see (its members): move version and lastModified."""
-    for part in _chunks(list(ids)):
+    for part in chunks(list(ids)):
         await conn.execute(
             update(table)
             .where(table.c.id.in_(part))
@@ -650,7 +626,7 @@ async def resolve_managers(
             ),
             last_modified=ctx.now,
         )
-        for part in _chunks(fixes):
+        for part in chunks(fixes):
             await conn.execute(stmt, part)
         out.updated = len(fixes)
         if ctx.capturing:
@@ -759,7 +735,7 @@ async def plan_removals(
         async for rows in _live_pages(conn, query, table.c.anchor, page):
             found.extend(row for row in rows if row.anchor in wanted)
     else:
-        for part in _chunks(doomed):
+        for part in chunks(doomed):
             found.extend(await conn.execute(query.where(table.c.anchor.in_(part))))
     return [Removal(kind, row.id, row.anchor, row.dn or "", row.name) for row in found]
 
@@ -774,7 +750,7 @@ async def remove(
         return (len(users), len(groups)) if policy == "deactivate" else (0, len(users) + len(groups))
     deactivated = deleted = 0
     if users and policy == "deactivate":
-        for part in _chunks(users):
+        for part in chunks(users):
             rows = await conn.execute(select(USERS.c.id, USERS.c.resource).where(USERS.c.id.in_(part)))
             await conn.execute(
                 update(USERS).where(USERS.c.id == bindparam("b_id")).values(
@@ -798,13 +774,13 @@ async def remove(
             await capture(conn, EntryKind.USER.value, users, "delete", ctx.now)
             await capture(conn, EntryKind.GROUP.value, groups, "delete", ctx.now)
         parents: set[str] = set()
-        for part in _chunks(doomed):
+        for part in chunks(doomed):
             parents.update(
                 await conn.scalars(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id.in_(part)))
             )
             await conn.execute(delete(MEMBERS).where(MEMBERS.c.member_id.in_(part)))
         lost_manager: list[str] = []
-        for part in _chunks(users):
+        for part in chunks(users):
             orphans = update(USERS).where(USERS.c.manager_id.in_(part)).values(
                 manager_id=None, **dependents.moved(USERS, ctx.now))
             if ctx.capturing:  # their manager attribute goes away: a change to push
@@ -817,7 +793,7 @@ async def remove(
             await capture(conn, EntryKind.USER.value,
                           [u for u in lost_manager if u not in gone], "upsert", ctx.now)
         await dependents.group_gone(conn, groups, ctx.now)
-        for part in _chunks(groups):
+        for part in chunks(groups):
             await conn.execute(delete(GROUPS).where(GROUPS.c.id.in_(part)))
         survivors = sorted(parents - set(groups))
         if survivors:

@@ -1,11 +1,15 @@
-"""Store writes of a sync run, on both stores: which rows a sweep removes, and managers
-resolved for the users an incremental run read (and their reports)."""
+"""Store writes of a sync run, on both stores: a page of new, changed and unchanged users,
+which rows a sweep removes, and managers resolved for the users an incremental run read (and
+their reports)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncsvc.domain import EntryKind, UserRecord
@@ -46,6 +50,52 @@ async def managers(engine: AsyncEngine) -> dict[str, str | None]:
         rows = list(await conn.execute(select(USERS.c.id, USERS.c.user_name, USERS.c.manager_id)))
     names = {uid: name for uid, name, _ in rows}
     return {name: names.get(mid) if mid else None for _, name, mid in rows}
+
+
+class TestPages:
+    async def test_a_page_of_new_changed_and_unchanged_users(self, engine: AsyncEngine) -> None:
+        """New users are inserted at version 1, changed ones move one version, unchanged ones
+        are left alone, all from one page; the stored ones keep their ids."""
+        await store_users(engine, [user(n) for n in range(3)])
+        async with engine.connect() as conn:
+            ids_before = dict((await conn.execute(select(USERS.c.user_name, USERS.c.id))).all())
+        changed = dataclasses.replace(user(1), resource={"userName": "user00001", "active": False})
+
+        async with engine.begin() as conn:
+            out = await writes.upsert_users(conn, WriteContext(now=T1), [user(0), changed, user(3)])
+
+        assert (1, 1, 1) == (out.created, out.updated, out.unchanged)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(USERS.c.user_name, USERS.c.id, USERS.c.version,
+                                              USERS.c.active, USERS.c.last_modified))).all()
+        found = {name: (version, active, modified.replace(tzinfo=UTC))  # SQLite: naive, UTC
+                 for name, _, version, active, modified in rows}
+        assert {"user00000": (1, True, T0), "user00001": (2, False, T1),
+                "user00002": (1, True, T0), "user00003": (1, True, T1)} == found
+        assert ids_before == {name: id_ for name, id_, *_ in rows if name in ids_before}
+
+    async def test_postgresql_gets_new_users_in_statements_of_many_rows(
+        self, engine: AsyncEngine
+    ) -> None:
+        """1200 new users reach PostgreSQL as two INSERTs of many rows each, not as 1200
+        executions of a one-row INSERT (5.4 against 3.6 s of its CPU at 100k users)."""
+        if engine.dialect.name != "postgresql":
+            pytest.skip("SQLite runs an executemany in C, with no statement to parse per row")
+        rows_per_statement: list[int] = []
+
+        def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith(f"INSERT INTO {USERS.name} "):
+                rows_per_statement.append(statement.count("), (") + 1)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+        try:
+            await store_users(engine, [user(n) for n in range(1200)])
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+        assert [1000, 200] == rows_per_statement
+        async with engine.connect() as conn:
+            assert 1200 == len((await conn.execute(select(USERS.c.id))).all())
 
 
 class TestPlanRemovals:
