@@ -24,6 +24,7 @@ from syncsvc.store.schema import PHOTOS, USERS
 __all__ = ["NewPhoto", "drop_photos", "load_photo", "put_photos", "source_hashes", "touch_users",
            "user_ids"]
 
+
 @dataclass(frozen=True, slots=True)
 class NewPhoto:
     """A thumbnail to store for a user (by id)."""
