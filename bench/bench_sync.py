@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_sync.py --users 10000 --groups 500 --store both
 
 Phases, per store, each sync in a fresh subprocess (so that its peak RSS is its own: the
-``VmHWM`` the subprocess reads of itself at its end): a first full sync, a second full sync with nothing changed (rows written
-must be 0), an incremental run by modifyTimestamp after 100 entries changed with ldapmodify,
+``VmHWM`` the subprocess reads of itself at its end): a first full sync, a second full sync
+with nothing changed (rows written must be 0), an incremental run by modifyTimestamp after 100 entries changed with ldapmodify,
 a change-feed priming run (RFC 4533 content sync without a cookie: the whole directory), and
 a change-feed run after 100 more entries changed. Baselines, measured in the same run against
 the same slapd: the bare ldap3 paged read of the same entries with the same attributes (stock
@@ -447,7 +447,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ):
             out["slapadd_s"] = round(time.perf_counter() - started, 1)
             # slapadd leaves the directory's database as dirty pages (GBs at 1M entries): written
-            # back while the first phases ran, they slowed the 1M source read by a third.
+            # back while the first phases ran, they slowed the 1M source read by about 30%.
             started = time.perf_counter()
             os.sync()
             out["writeback_s"] = round(time.perf_counter() - started, 1)
