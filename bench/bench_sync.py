@@ -4,14 +4,14 @@
 
 Phases, per store, each sync in a fresh subprocess (so that its peak RSS is its own: the
 ``VmHWM`` the subprocess reads of itself at its end): a first full sync, a second full sync
-with nothing changed (rows written must be 0), an incremental run by modifyTimestamp after
-100 entries changed with ldapmodify, a change-feed priming run (RFC 4533 content sync without a
-cookie: the whole directory), and a change-feed run after 100 more entries changed. Baselines, measured in the same run against
-the same slapd: the bare ldap3 paged read of the same entries with the same attributes (stock
-ldap3 decoding, a subprocess of its own), ``ldapsearch`` (ldap-utils, paged, output to
-/dev/null), and syncsvc's own LDAP source reading without mapping or store (the read the
-pipeline sits on). Incremental runs are compared with a bare ldap3 read of the same
-narrowed query (timestamp) or the same content-sync request with the same cookie.
+with nothing changed (rows written must be 0), an incremental run by modifyTimestamp after 100
+entries changed with ldapmodify, a change-feed priming run (RFC 4533 content sync without a
+cookie: the whole directory), and a change-feed run after 100 more entries changed. Baselines,
+measured in the same run against the same slapd: the bare ldap3 paged read of the same entries
+with the same attributes (stock ldap3 decoding, a subprocess of its own), ``ldapsearch``
+(ldap-utils, paged, output to /dev/null), and syncsvc's own LDAP source reading without mapping
+or store (the read the pipeline sits on). Incremental runs are compared with a bare ldap3 read
+of the same narrowed query (timestamp) or the same content-sync request with the same cookie.
 
 Prints a readable summary on stderr and one JSON object on stdout (or --json FILE). Needs
 slapd and ldap-utils (scripts/test installs them) and, for PostgreSQL, the server on
