@@ -22,17 +22,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from syncsvc.store.keysets import chunks
 from syncsvc.store.schema import GROUPS, MEMBERS, USERS
 
 __all__ = ["group_gone", "memberships_changed", "moved", "renamed"]
 
-_CHUNK = 1000  # ids per IN (...): well under every driver's bind-parameter limit
-
-
 def _chunks(ids: Collection[str]) -> Iterable[Sequence[str]]:
-    ordered = sorted(set(ids))
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
+    """Each id once, in sorted order."""
+    return chunks(sorted(set(ids)))
 
 
 def moved(table: Table, now: datetime) -> dict[str, Any]:

@@ -48,16 +48,17 @@ def create_engine(settings: StoreSettings) -> AsyncEngine:
     # orjson for the JSON columns: a list page decodes 100 stored resources per request.
     kwargs: dict[str, Any] = {"echo": settings.echo, "json_serializer": jsoncodec.dumps_text,
                               "json_deserializer": jsoncodec.loads}
-    if url.get_backend_name() == "postgresql":
+    postgres = url.get_backend_name() == "postgresql"
+    if postgres:
         kwargs.update(pool_size=10, max_overflow=5, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
-    if url.get_backend_name() == "postgresql":
+    if postgres:
         # An INSERT of many rows (a page of new users, a first load's 232k memberships at 100k
         # users) as multi-row VALUES of up to 1000 rows, as SQLAlchemy does for psycopg2; the
         # asyncpg dialect sent one execution per row, 5.4 s of PostgreSQL's CPU for 100k users
         # against 3.6 s. SQLAlchemy still sends an upsert (ON CONFLICT) row by row.
         engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
-    if url.get_backend_name() == "sqlite":
+    elif url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from syncsvc.errors import ConcurrentUpdate, InvalidValue, Uniqueness
 from syncsvc.store import dependents, ids
 from syncsvc.store.capture import capture as capture_change
+from syncsvc.store.keysets import chunks
 from syncsvc.store.rows import emails_of, user_columns
 from syncsvc.store.schema import EMAILS, GROUPS, MEMBERS, USERS, served_columns
 
@@ -321,18 +322,11 @@ async def update_group(
         await dependents.renamed(conn, GROUPS, [row.id], now)
 
 
-_CHUNK = 1000  # ids per IN (...): well under every driver's bind-parameter limit
-
-
-def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
-    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
-
-
 async def _member_types(conn: AsyncConnection, group_id: str, ids: Sequence[str]) -> dict[str, str]:
     """The member type (User or Group) of each id; unknown ids and the group itself are
     InvalidValue."""
     types: dict[str, str] = {}
-    for part in _chunks(ids):
+    for part in chunks(ids):
         for table, kind in ((USERS, "User"), (GROUPS, "Group")):
             found = await conn.scalars(select(table.c.id).where(table.c.id.in_(part)))
             types.update((i, kind) for i in found)
@@ -363,7 +357,7 @@ async def replace_members(
     types = await _member_types(conn, group_id, wanted)
     have = set(await conn.scalars(select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)))
     gone = [m for m in have if m not in types]
-    for part in _chunks(gone):
+    for part in chunks(gone):
         await conn.execute(
             delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
         )
@@ -383,7 +377,7 @@ async def change_members(
     never read. ``add`` ids must exist (else InvalidValue); removing a non-member is a no-op.
     """
     touched: list[str] = []  # members removed, then added
-    for part in _chunks(list(dict.fromkeys(remove))):
+    for part in chunks(list(dict.fromkeys(remove))):
         touched.extend(await conn.scalars(
             delete(MEMBERS).where(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))
             .returning(MEMBERS.c.member_id)
@@ -393,7 +387,7 @@ async def change_members(
     if wanted:
         types = await _member_types(conn, group_id, wanted)
         have: set[str] = set()
-        for part in _chunks(wanted):
+        for part in chunks(wanted):
             have.update(await conn.scalars(select(MEMBERS.c.member_id).where(
                 MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(part))))
         new = [m for m in wanted if m not in have]
