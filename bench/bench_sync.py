@@ -513,7 +513,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             ls = (
                 ldapsearch(slapd, queries, args.page_size)
                 if not args.no_ldapsearch
-                else {"seconds": 0.0, "cpu_s": 0.0, "peak_rss_mib": 0.0, "slapd_cpu_s": 0.0}
+                else {"seconds": 0.0, "cpu_s": 0.0, "peak_rss_mib": 0.0, "slapd_cpu_s": 0.0,
+                      "skipped": True}
             )
             entries = bare["entries"]
             out["entries"] = entries
