@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     union,
@@ -384,7 +385,8 @@ async def _ids_by(
 async def _users_by(
     conn: AsyncConnection, column: Any, keys: Sequence[str], now: datetime, fresh: set[str]
 ) -> dict[str, str]:
-    """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``)."""
+    """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``).
+    By DN the index (dn_norm, id, last_modified) answers alone (migration 0008)."""
     found: dict[str, str] = {}
     for condition in lookups(conn, column, keys):
         rows = await conn.execute(
@@ -444,9 +446,12 @@ async def _group_sizes(
         after = rows[-1].id
 
 
-async def _groups_of(conn: AsyncConnection, ids: Sequence[str]) -> list[Any]:
-    """The groups of ``ids`` with their source members, in id order."""
-    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members)
+async def _groups_of(conn: AsyncConnection, ids: Sequence[str], now: datetime | None) -> list[Any]:
+    """The groups of ``ids`` with their source members, in id order; ``new`` says whether one
+    was created at ``now`` (by this run)."""
+    new = GROUPS.c.created == now if now is not None else literal(False)
+    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members,
+                   new.label("new"))
     found: list[Any] = []
     for part in chunks(ids):
         found.extend(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
@@ -460,20 +465,21 @@ async def _member_batches(
     groups: int,
     names: int,
     page: int,
+    now: datetime | None = None,
 ) -> AsyncIterator[list[Any]]:
     """Batches of groups to resolve together, bounded by their count and their members; each
-    read with its members only when it is due."""
+    read with its members only when it is due (and whether it was created at ``now``)."""
     planned: list[str] = []
     named = 0
     async for rows in _group_sizes(conn, group_ids, page):
         for group_id, size in rows:
             if planned and (len(planned) >= groups or named + size > names):
-                yield await _groups_of(conn, planned)
+                yield await _groups_of(conn, planned, now)
                 planned, named = [], 0
             planned.append(group_id)
             named += size
     if planned:
-        yield await _groups_of(conn, planned)
+        yield await _groups_of(conn, planned, now)
 
 
 async def resolve_members(
@@ -491,22 +497,28 @@ async def resolve_members(
     out = PageOutcome()
     bumped = already_bumped if already_bumped is not None else set()
     batches = _member_batches(conn, group_ids, groups=MEMBER_BATCH_GROUPS,
-                              names=MEMBER_BATCH_NAMES, page=GROUP_PAGE)
+                              names=MEMBER_BATCH_NAMES, page=GROUP_PAGE, now=ctx.now)
     async for batch in batches:
         dns = sorted({dn for g in batch for dn in (g.source_members or {}).get("dns", ())})
         uids = sorted({u for g in batch for u in (g.source_members or {}).get("uids", ())})
         fresh: set[str] = set()  # users this run wrote: their version has moved already
         user_by_dn = await _users_by(conn, USERS.c.dn_norm, dns, ctx.now, fresh)
-        group_by_dn = await _ids_by(conn, GROUPS, GROUPS.c.dn_norm, dns)
+        group_by_dn = await _ids_by(conn, GROUPS, GROUPS.c.dn_norm,
+                                    [dn for dn in dns if dn not in user_by_dn])
         user_by_uid = await _users_by(conn, USERS.c.user_name_lower, uids, ctx.now, fresh)
         current: dict[str, dict[str, str]] = {g.id: {} for g in batch}
-        rows = await conn.execute(
-            select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(
-                MEMBERS.c.group_id.in_([g.id for g in batch])
+        # A group this run created has no members yet. On a first load that is every group, and
+        # PostgreSQL, with no statistics for the memberships table it was filling, read each
+        # batch's by scanning all written so far: at 1M users 38.9-44.7 s (0.48 s at 100k).
+        stored = [g.id for g in batch if not g.new]
+        for part in chunks(stored):
+            rows = await conn.execute(
+                select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(
+                    MEMBERS.c.group_id.in_(part)
+                )
             )
-        )
-        for gid, mid, mtype in rows:
-            current[gid][mid] = mtype
+            for gid, mid, mtype in rows:
+                current[gid][mid] = mtype
 
         adds: list[dict[str, str]] = []
         drops: list[dict[str, str]] = []

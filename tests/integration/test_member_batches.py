@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from syncsvc.domain import GroupRecord, UserRecord
@@ -25,6 +25,7 @@ from syncsvc.store.writes import WriteContext
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)  # the groups and users are written
 T1 = datetime(2026, 3, 1, 9, 5, 0, tzinfo=UTC)  # their members are resolved
+T2 = datetime(2026, 3, 1, 9, 10, 0, tzinfo=UTC)  # and again
 PEOPLE = "ou=people,dc=example,dc=com"
 GROUP_BASE = "ou=groups,dc=example,dc=com"
 
@@ -254,3 +255,67 @@ class TestSameOutcome:
 
         assert sorted(chosen) == sorted(out.changed_ids)
         assert {n: expected[n] for n in names} == await resolved(engine)
+
+
+class TestNewGroups:
+    async def test_groups_created_by_the_run_are_not_read_for_members(
+        self, engine: AsyncEngine
+    ) -> None:
+        """Groups created at the resolution's time (by the same run, as on a first load) have no
+        memberships to read: none is read, and they get every member. On PostgreSQL that read,
+        one a batch with no statistics for the table being filled, had scanned every membership
+        written so far (at 1M users 38.9-44.7 s of the resolution). Groups stored before are
+        still read for the members they have."""
+        groups, expected, _ = directory()
+        reads: list[str] = []
+
+        def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("SELECT") and "FROM scim_group_member" in statement:
+                reads.append(statement)
+
+        async with engine.begin() as conn:
+            await writes.upsert_users(conn, WriteContext(now=T1),
+                                      [user(n) for n in range(USERS_COUNT)])
+            await writes.upsert_groups(conn, WriteContext(now=T1), groups)
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+        try:
+            async with engine.begin() as conn:
+                first = await writes.resolve_members(conn, WriteContext(now=T1))
+            assert ([], len(groups)) == (reads, first.updated)
+            assert expected == await resolved(engine)
+            async with engine.begin() as conn:
+                again = await writes.resolve_members(conn, WriteContext(now=T2))
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+        assert reads and 0 == again.updated
+        assert expected == await resolved(engine)
+
+
+class TestLookups:
+    @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+    async def test_member_dns_are_looked_up_in_an_index_alone(self, engine: AsyncEngine) -> None:
+        """A member DN's user id, and whether this run wrote the user, come from an index alone:
+        at 1M users each lookup through the user's wide row read a random page of a 2 GB table
+        (member resolution 61.5-63.6 s against 35.9-37.7). Each statement that looks users up
+        by DN is planned again, with its own parameters, and must not read the table."""
+        await store(engine)
+        by_dn: list[tuple[str, Any]] = []
+
+        def note(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if "FROM scim_user WHERE scim_user.dn_norm IN" in " ".join(statement.split()):
+                by_dn.append((statement, parameters))
+
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+        try:
+            async with engine.begin() as conn:
+                await writes.resolve_members(conn, WriteContext(now=T1))
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+        async with engine.connect() as conn:
+            plans = {" | ".join(row[3] for row in await conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters)) for statement, parameters in by_dn}
+
+        assert by_dn
+        assert {"SEARCH scim_user USING COVERING INDEX ix_scim_user_dn_norm_id_last_modified "
+                "(dn_norm=?)"} == plans
