@@ -297,8 +297,8 @@ class TestLookups:
     async def test_member_dns_are_looked_up_in_an_index_alone(self, engine: AsyncEngine) -> None:
         """A member DN's user id, and whether this run wrote the user, come from an index alone:
         at 1M users each lookup through the user's wide row read a random page of a 2 GB table
-        (member resolution 61.5-63.6 s against 35.9-37.7). Each statement that looks users up
-        by DN is planned again, with its own parameters, and must not read the table."""
+        (the lookups 19.5 s against 8.6). Each statement that looks users up by DN is planned
+        again, with its own parameters, and must not read the table."""
         await store(engine)
         by_dn: list[tuple[str, Any]] = []
 
