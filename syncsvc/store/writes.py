@@ -32,7 +32,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     union,
@@ -81,6 +80,7 @@ class PageOutcome:
     updated: int = 0
     unchanged: int = 0
     changed_ids: list[str] = field(default_factory=list)
+    created_ids: list[str] = field(default_factory=list)  # of changed_ids, the new rows
     # Rows written with a new display name (as members and reports show it): see dependents.
     renamed_ids: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -232,6 +232,7 @@ async def _upsert_page(
         if old is None:
             row.update(id=new_id(), version=1, created=ctx.now)
             out.created += 1
+            out.created_ids.append(row["id"])
             action = "create"
         else:
             row.update(id=old.id, version=old.version + 1, created=old.created)
@@ -446,12 +447,9 @@ async def _group_sizes(
         after = rows[-1].id
 
 
-async def _groups_of(conn: AsyncConnection, ids: Sequence[str], now: datetime | None) -> list[Any]:
-    """The groups of ``ids`` with their source members, in id order; ``new`` says whether one
-    was created at ``now`` (by this run)."""
-    new = GROUPS.c.created == now if now is not None else literal(False)
-    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members,
-                   new.label("new"))
+async def _groups_of(conn: AsyncConnection, ids: Sequence[str]) -> list[Any]:
+    """The groups of ``ids`` with their source members, in id order."""
+    query = select(GROUPS.c.id, GROUPS.c.dn, GROUPS.c.display_name, GROUPS.c.source_members)
     found: list[Any] = []
     for part in chunks(ids):
         found.extend(await conn.execute(query.where(GROUPS.c.id.in_(part)).order_by(GROUPS.c.id)))
@@ -465,21 +463,20 @@ async def _member_batches(
     groups: int,
     names: int,
     page: int,
-    now: datetime | None = None,
 ) -> AsyncIterator[list[Any]]:
     """Batches of groups to resolve together, bounded by their count and their members; each
-    read with its members only when it is due (and whether it was created at ``now``)."""
+    read with its members only when it is due."""
     planned: list[str] = []
     named = 0
     async for rows in _group_sizes(conn, group_ids, page):
         for group_id, size in rows:
             if planned and (len(planned) >= groups or named + size > names):
-                yield await _groups_of(conn, planned, now)
+                yield await _groups_of(conn, planned)
                 planned, named = [], 0
             planned.append(group_id)
             named += size
     if planned:
-        yield await _groups_of(conn, planned, now)
+        yield await _groups_of(conn, planned)
 
 
 async def resolve_members(
@@ -488,16 +485,18 @@ async def resolve_members(
     *,
     group_ids: Sequence[str] | None = None,
     already_bumped: set[str] | None = None,
+    created: Collection[str] = (),
 ) -> PageOutcome:
     """Turn member DNs (and memberUids) into member rows; report members not found.
 
     ``group_ids=None`` resolves every directory group (full runs). A group whose resolved
-    members change gets a new version unless this run already gave it one.
+    members change gets a new version unless this run already gave it one. ``created``: groups
+    this run created, which have no members yet to read.
     """
     out = PageOutcome()
     bumped = already_bumped if already_bumped is not None else set()
     batches = _member_batches(conn, group_ids, groups=MEMBER_BATCH_GROUPS,
-                              names=MEMBER_BATCH_NAMES, page=GROUP_PAGE, now=ctx.now)
+                              names=MEMBER_BATCH_NAMES, page=GROUP_PAGE)
     async for batch in batches:
         dns = sorted({dn for g in batch for dn in (g.source_members or {}).get("dns", ())})
         uids = sorted({u for g in batch for u in (g.source_members or {}).get("uids", ())})
@@ -507,10 +506,10 @@ async def resolve_members(
                                     [dn for dn in dns if dn not in user_by_dn])
         user_by_uid = await _users_by(conn, USERS.c.user_name_lower, uids, ctx.now, fresh)
         current: dict[str, dict[str, str]] = {g.id: {} for g in batch}
-        # A group this run created has no members yet. On a first load that is every group, and
-        # PostgreSQL, with no statistics for the memberships table it was filling, read each
-        # batch's by scanning all written so far: at 1M users 38.9-44.7 s (0.48 s at 100k).
-        stored = [g.id for g in batch if not g.new]
+        # On a first load every group is new, and PostgreSQL, with no statistics for the
+        # memberships table it was filling, read each batch's by scanning all written so far:
+        # at 1M users 38.9-44.7 s (0.48 s at 100k).
+        stored = [g.id for g in batch if g.id not in created]
         for part in chunks(stored):
             rows = await conn.execute(
                 select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(

@@ -147,6 +147,7 @@ class _Run:
         self.checkpoints = PageCheckpoints(deps.engine)
         self.marks: dict[EntryKind, str | None] = {EntryKind.USER: None, EntryKind.GROUP: None}
         self.changed_groups: list[str] = []
+        self.created_groups: set[str] = set()  # of changed_groups, those with no members yet
         self.cookies: dict[EntryKind, bytes | None] = {}
         # Size of each complete read the sweep trusts (full read, or the server's present set).
         self.complete_reads: dict[EntryKind, int] = {}
@@ -186,6 +187,7 @@ class _Run:
             else:
                 outcome = await writes.upsert_groups(conn, self.ctx, records)  # type: ignore[arg-type]
                 self.changed_groups.extend(outcome.changed_ids)
+                self.created_groups.update(outcome.created_ids)
             await writes.capture_page(conn, self.ctx, kind, outcome)  # last: photos included
         return outcome
 
@@ -310,7 +312,7 @@ class _Run:
             bumped = set(self.changed_groups)
             members = await writes.resolve_members(
                 conn, self.ctx, group_ids=None if all_groups else self.changed_groups,
-                already_bumped=bumped,
+                already_bumped=bumped, created=self.created_groups,
             )
             managers = await writes.resolve_managers(
                 conn, self.ctx, anchors=None if all_groups else self._read_users())
