@@ -79,9 +79,7 @@ class UserRow(Base):
     origin: Mapped[str] = mapped_column(String(8))
     anchor: Mapped[str | None] = mapped_column(String(255), unique=True)
     dn: Mapped[str | None] = mapped_column(Text)
-    # Indexed with the id and last_modified (below): a lookup by DN wants the user's id, and
-    # member resolution whether this run wrote the user.
-    dn_norm: Mapped[str | None] = mapped_column(Text)
+    dn_norm: Mapped[str | None] = mapped_column(Text, index=True)
     user_name: Mapped[str] = mapped_column(String(255))
     # userName is caseExact=false (RFC 7643 §4.1.1): uniqueness and filters use the folded form.
     user_name_lower: Mapped[str] = mapped_column(String(255), unique=True)
@@ -110,11 +108,6 @@ class UserRow(Base):
     last_modified: Mapped[datetime] = mapped_column(Timestamp, index=True)
     # Set when a full read no longer saw the entry and the user was deactivated.
     missing_since: Mapped[datetime | None] = mapped_column(Timestamp)
-
-    # By DN from the index alone: member DNs (2.3M at 1M users), the managers of a page.
-    __table_args__ = (
-        Index("ix_scim_user_dn_norm_id_last_modified", "dn_norm", "id", "last_modified"),
-    )
 
 
 class UserEmailRow(Base):

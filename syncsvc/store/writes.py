@@ -386,8 +386,7 @@ async def _ids_by(
 async def _users_by(
     conn: AsyncConnection, column: Any, keys: Sequence[str], now: datetime, fresh: set[str]
 ) -> dict[str, str]:
-    """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``).
-    By DN the index (dn_norm, id, last_modified) answers alone (migration 0008)."""
+    """User ids by ``column``; adds to ``fresh`` those this run has written (at ``now``)."""
     found: dict[str, str] = {}
     for condition in lookups(conn, column, keys):
         rows = await conn.execute(

@@ -291,31 +291,3 @@ class TestNewGroups:
         assert reads and 0 == again.updated
         assert expected == await resolved(engine)
 
-
-class TestLookups:
-    @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-    async def test_member_dns_are_looked_up_in_an_index_alone(self, engine: AsyncEngine) -> None:
-        """A member DN's user id, and whether this run wrote the user, come from an index alone:
-        at 1M users each lookup through the user's wide row read a random page of a 2 GB table
-        (the lookups 19.5 s against 8.6). Each statement that looks users up by DN is planned
-        again, with its own parameters, and must not read the table."""
-        await store(engine)
-        by_dn: list[tuple[str, Any]] = []
-
-        def note(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if "FROM scim_user WHERE scim_user.dn_norm IN" in " ".join(statement.split()):
-                by_dn.append((statement, parameters))
-
-        event.listen(engine.sync_engine, "before_cursor_execute", note)
-        try:
-            async with engine.begin() as conn:
-                await writes.resolve_members(conn, WriteContext(now=T1))
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", note)
-        async with engine.connect() as conn:
-            plans = {" | ".join(row[3] for row in await conn.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, parameters)) for statement, parameters in by_dn}
-
-        assert by_dn
-        assert {"SEARCH scim_user USING COVERING INDEX ix_scim_user_dn_norm_id_last_modified "
-                "(dn_norm=?)"} == plans
