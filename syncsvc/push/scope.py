@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from syncsvc.scim.filters import where
 from syncsvc.settings import TargetSettings
+from syncsvc.store.keysets import chunks
 from syncsvc.store.schema import GROUPS, MEMBERS, USERS
 
 __all__ = ["Scope", "load_scope"]
 
-_CHUNK = 1000  # ids per IN (...)
 
 
 class Scope:
@@ -94,7 +94,6 @@ async def _in_scope(
 ) -> set[str]:
     """Those of ``ids`` whose rows meet ``clause``, asked in chunks (bound-parameter limits)."""
     out: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        part = ids[start : start + _CHUNK]
+    for part in chunks(ids):
         out.update(await conn.scalars(select(id_column).where(id_column.in_(part), clause)))
     return out

@@ -27,6 +27,7 @@ from syncsvc.store.schema import GROUPS, MEMBERS, USERS
 
 __all__ = ["group_gone", "memberships_changed", "moved", "renamed"]
 
+
 def _chunks(ids: Collection[str]) -> Iterable[Sequence[str]]:
     """Each id once, in sorted order."""
     return chunks(sorted(set(ids)))

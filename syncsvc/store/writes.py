@@ -508,11 +508,11 @@ async def resolve_members(
         # On a first load every group is new, and PostgreSQL, with no statistics for the
         # memberships table it was filling, read each batch's by scanning all written so far:
         # at 1M users 38.9-44.7 s (0.48 s at 100k).
-        stored = [g.id for g in batch if g.id not in created]
-        for part in chunks(stored):
+        stored = [g.id for g in batch if g.id not in created]  # a batch is one IN list
+        if stored:
             rows = await conn.execute(
                 select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type).where(
-                    MEMBERS.c.group_id.in_(part)
+                    MEMBERS.c.group_id.in_(stored)
                 )
             )
             for gid, mid, mtype in rows:
