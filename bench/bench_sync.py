@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gen_ldif import cached_ldif  # bench/, the script's own folder, is on sys.path
+from report import times
 
 PAGED_OID = "1.2.840.113556.1.4.319"
 PASSWORD_ENV = "BENCH_LDAP_PASSWORD"  # the service password reaches the phase subprocesses here
@@ -644,7 +645,8 @@ def summary(out: dict[str, Any]) -> str:
             f"{out['entries']:7d} {'':7s} {b['peak_rss_mib']:7.1f} {b['us_per_entry']:8.1f}"
         )
         if "ratio_to_ldap3_read" in b:
-            text += f"  x{b['ratio_to_ldap3_read']} of ldap3; cpu x{b['cpu_ratio_to_ldap3_read']}"
+            text += (f"  {times(b['ratio_to_ldap3_read'])} of ldap3; "
+                     f"cpu {times(b['cpu_ratio_to_ldap3_read'])}")
         lines.append(text)
     for store in STORES:
         results = out.get(store)
@@ -665,16 +667,16 @@ def summary(out: dict[str, Any]) -> str:
             )
             if "ratio_to_ldap3_read" in run:
                 text += (
-                    f"  x{run['ratio_to_ldap3_read']} of ldap3 read, "
-                    f"x{run['ratio_to_ldapsearch']} of ldapsearch, "
-                    f"x{run['ratio_to_source_read']} of source read; "
-                    f"cpu x{run['cpu_ratio_to_ldap3_read']} of ldap3"
+                    f"  {times(run['ratio_to_ldap3_read'])} of ldap3 read, "
+                    f"{times(run['ratio_to_ldapsearch'])} of ldapsearch, "
+                    f"{times(run['ratio_to_source_read'])} of source read; "
+                    f"cpu {times(run['cpu_ratio_to_ldap3_read'])} of ldap3"
                 )
             if "baseline_ldap3" in run:
                 b = run["baseline_ldap3"]
                 text += (
                     f"  baseline ldap3 {b['seconds']:.3f} s for {b['entries']} entries "
-                    f"(x{run['ratio_to_baseline_ldap3']})"
+                    f"({times(run['ratio_to_baseline_ldap3'])})"
                 )
             lines.append(text)
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 
-def _x(ratio: float | None) -> str:
+def times(ratio: float | None) -> str:
     """A ratio as printed; none where its baseline was skipped."""
     return "n/a" if ratio is None else f"x{ratio}"
 
@@ -60,7 +60,7 @@ def sync_tables(data: dict[str, Any]) -> str:
         ratios = (
             "1"
             if name == "ldap3_paged_read"
-            else (f"{_x(b['ratio_to_ldap3_read'])}; {_x(b['cpu_ratio_to_ldap3_read'])}")
+            else (f"{times(b['ratio_to_ldap3_read'])}; {times(b['cpu_ratio_to_ldap3_read'])}")
         )
         out.append(
             f"| {label} | {b['seconds']} | {b['cpu_s']} | {b.get('slapd_cpu_s', '')} | "
@@ -89,7 +89,7 @@ def sync_tables(data: dict[str, Any]) -> str:
                     if bare.get("skipped")
                     else f"ldap3 read {bare['seconds']} s (CPU {bare['cpu_s']})"
                 )
-                baseline = f"{ldap3}; ldapsearch {_x(run['ratio_to_ldapsearch'])}"
+                baseline = f"{ldap3}; ldapsearch {times(run['ratio_to_ldapsearch'])}"
                 ratio_wall, ratio_cpu = run["ratio_to_ldap3_read"], run["cpu_ratio_to_ldap3_read"]
             else:
                 b = run["baseline_ldap3"]
@@ -116,7 +116,7 @@ def sync_tables(data: dict[str, Any]) -> str:
                 f"| {store} / {phase} | {run['seconds']} | {run['cpu_s']} | {run['slapd_cpu_s']} | "
                 f"{run['read']} | {run['rows_written']} | {run['peak_rss_mib']} | "
                 f"{run['us_per_entry']} | "
-                f"{baseline} | {_x(ratio_wall)} | {_x(ratio_cpu)} | {'; '.join(targets)} |"
+                f"{baseline} | {times(ratio_wall)} | {times(ratio_cpu)} | {'; '.join(targets)} |"
             )
     return "\n".join(out)
 

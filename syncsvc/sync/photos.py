@@ -99,7 +99,7 @@ async def apply_photos(
     photo_only = [(anchor, ids[anchor]) for anchor in anchors
                   if anchor in ids and ids[anchor] not in written]
     if not ctx.dry_run:
-        await store.put_photos(conn, puts, ctx.now)
+        await store.put_photos(conn, puts, ctx.now, new_users=set(outcome.created_ids))
         await store.drop_photos(conn, drops)
         await store.touch_users(conn, [user_id for _, user_id in photo_only], ctx.now)
     outcome.updated += len(photo_only)

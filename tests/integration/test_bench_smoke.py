@@ -100,6 +100,24 @@ def test_bench_sync_prints_every_phase_with_its_baselines(tmp_path: Path) -> Non
     assert "| sqlite / noop_full |" in tables
 
 
+
+def test_bench_sync_says_which_baselines_it_skipped(tmp_path: Path) -> None:
+    """The 1M runs skip the slow baselines: their ratios read n/a, never a number or None."""
+    result, summary = run_script(
+        "bench_sync.py", "--users", "50", "--groups", "5", "--store", "sqlite",
+        "--no-ldapsearch", "--no-ldap3-read", "--no-change-feed", tmp_path=tmp_path,
+    )  # fmt: skip
+
+    assert result["baselines"]["ldapsearch"]["skipped"] is True
+    assert result["sqlite"]["full"]["ratio_to_ldapsearch"] is None
+    assert "None" not in summary
+    assert "n/a of ldapsearch" in summary
+    tables = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "report.py"), str(tmp_path / "bench_sync.py.json")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "None" not in tables and "skipped" in tables
+
 def test_bench_scim_prints_every_scenario_against_its_baseline(tmp_path: Path) -> None:
     result, summary = run_script(
         "bench_scim.py",

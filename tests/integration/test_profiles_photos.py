@@ -16,7 +16,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from syncsvc.auth import create_token
 from syncsvc.domain import RunMode, RunStatus
@@ -24,7 +24,14 @@ from syncsvc.http import create_app
 from syncsvc.settings import ProfilesSettings, Settings
 from syncsvc.store import create_engine, upgrade
 from syncsvc.store.schema import UserPhotoRow, UserRow
-from tests.integration.syncenv import settings_for, sync_once, with_sync
+from syncsvc.sync import SyncOptions, run_sync
+from tests.integration.syncenv import (
+    pipeline,
+    settings_for,
+    sync_once,
+    users_by_name,
+    with_sync,
+)
 from tests.support.slapd import Slapd, ldif_line
 
 BASE = "https://people.example.test"
@@ -250,6 +257,38 @@ class TestStoredThumbnail:
         assert 1 == report.deleted
         users, photos = await env.stored()
         assert "ada.lovelace" not in users and ada_id not in photos
+
+
+class TestPhotoWrites:
+    async def test_a_first_load_deletes_no_photo_a_changed_photo_is_replaced(
+        self, slapd: Slapd, store_url: str
+    ) -> None:
+        """Users a run creates have no thumbnail to replace: the first load sends no DELETE to
+        user_photo. A changed photo of a stored user is replaced (one row, the new bytes)."""
+        deletes: list[str] = []
+
+        def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("DELETE FROM user_photo"):
+                deletes.append(statement)
+
+        settings = settings_for(slapd, store_url)
+        async with pipeline(settings) as service:
+            event.listen(service.engine.sync_engine, "before_cursor_execute", note)
+            first = await run_sync(service.sync, SyncOptions())
+            deleted_first = len(deletes)
+            ada = (await users_by_name(service))["ada.lovelace"]
+            set_photo(slapd, f"uid=ada.lovelace,{ENG}", jpeg(300, 300, (0, 90, 30)))
+            second = await run_sync(service.sync, SyncOptions())
+            async with service.engine.connect() as conn:
+                photos = (await conn.execute(select(UserPhotoRow.__table__))).all()
+            ada_after = (await users_by_name(service))["ada.lovelace"]
+
+        assert (RunStatus.SUCCESS, RunStatus.SUCCESS, 1) == (first.status, second.status,
+                                                             second.updated)
+        assert 0 == deleted_first and deletes
+        assert [ada.id] == [p.user_id for p in photos]
+        assert (256, 256) == decode(photos[0].data).size
+        assert ada_after.photo_hash not in (None, ada.photo_hash)
 
 
 class TestPublicPhoto:
