@@ -1,7 +1,7 @@
 """The benchmark scripts run from the command line and print every figure (no timings asserted).
 
-A tiny directory (200 users) and short load runs: this only proves that bench/bench_sync.py and
-bench/bench_scim.py work end to end, as bench/README.md tells people to run them, and that their
+A tiny directory (200 users) and short load runs: this only proves that bench/bench_sync.py,
+bench/bench_scim.py and bench/bench_store_growth.py work end to end, as bench/README.md tells people to run them, and that their
 output holds each figure RESULTS.md is written from, with the no-op sync writing nothing and no
 request failing.
 """
@@ -155,3 +155,19 @@ def test_bench_scim_prints_every_scenario_against_its_baseline(tmp_path: Path) -
         check=True,
     ).stdout
     assert "| POST post_user |" in tables
+
+
+def test_bench_store_growth_prints_each_slice_against_its_baseline(tmp_path: Path) -> None:
+    result, summary = run_script(
+        "bench_store_growth.py", "--users", "2000", "--slice", "1000", tmp_path=tmp_path,
+    )  # fmt: skip
+
+    assert result["baseline"]["without_indexes_on"] == ["anchor", "user_name_lower", "dn_norm"]
+    assert result["store"]["without_indexes_on"] == []
+    for name in ("store", "baseline"):
+        slices = result[name]["slices"]
+        assert [part["users"] for part in slices] == [1000, 2000]
+        assert all(part["insert_s"] > 0 and part["us_per_user"] > 0 for part in slices)
+        assert result[name]["growth"] > 0
+    assert all(part["ratio_to_baseline"] > 0 for part in result["store"]["slices"])
+    assert "against its first slice" in summary
