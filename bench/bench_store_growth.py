@@ -101,9 +101,19 @@ def row(dn: str, uid: str, anchor: str, now: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Namespace) -> list[
-        dict[str, float]]:
-    """Insert the users page by page; per slice: seconds inserting, seconds checkpointing."""
+async def indexed_columns(conn: Any) -> list[list[str]]:
+    """The column lists of scim_user's indexes as SQLite holds them (unique constraints too)."""
+    found = []
+    for index in (await conn.exec_driver_sql("SELECT name FROM pragma_index_list('scim_user')")).all():
+        info = await conn.exec_driver_sql("SELECT name FROM pragma_index_info(?)", (index[0],))
+        found.append([column[0] for column in info])
+    return sorted(found)
+
+
+async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Namespace) -> tuple[
+        list[dict[str, float]], list[list[str]]]:
+    """Insert the users page by page; per slice: seconds inserting, seconds checkpointing. With
+    the indexes the table had."""
     from sqlalchemy import insert
 
     from syncsvc.settings import StoreSettings
@@ -113,6 +123,7 @@ async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Na
     table = user_table(without)
     async with engine.begin() as conn:
         await conn.run_sync(table.metadata.create_all)
+        indexed = await indexed_columns(conn)
     slices: list[dict[str, float]] = []
     inserting = checkpointing = 0.0
     page: list[dict[str, Any]] = []
@@ -146,7 +157,7 @@ async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Na
                 break
     finally:
         await engine.dispose()
-    return slices
+    return slices, indexed
 
 
 def per_user_us(part: dict[str, float], size: int) -> float:
@@ -159,13 +170,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="syncsvc-bench-growth-") as tmp:
         for name, without in VARIANTS.items():
             print(f"{name}: without {list(without) or 'nothing'}", file=sys.stderr, flush=True)
-            slices = asyncio.run(load(ldif, Path(tmp) / f"{name}.db", without, args))
+            slices, indexed = asyncio.run(load(ldif, Path(tmp) / f"{name}.db", without, args))
             for part in slices:
                 part["us_per_user"] = round(per_user_us(part, args.slice), 1)
                 part["insert_s"] = round(part["insert_s"], 3)
                 part["checkpoint_s"] = round(part["checkpoint_s"], 3)
             average = sum(p["us_per_user"] for p in slices) / len(slices)
-            out[name] = {"without_indexes_on": list(without), "slices": slices,
+            out[name] = {"without_indexes_on": list(without), "indexes": indexed, "slices": slices,
                          "us_per_user": round(average, 1),
                          "growth": round(average / slices[0]["us_per_user"], 2)}
     for base, part in zip(out["baseline"]["slices"], out["store"]["slices"], strict=True):
