@@ -27,7 +27,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,34 +35,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gen_ldif import cached_ldif  # bench/, the script's own folder, is on sys.path
+from sqlalchemy import MetaData, UniqueConstraint, insert
+
+from syncsvc.domain import normalize_dn
+from syncsvc.ldap.ldif import read_ldif_records
+from syncsvc.settings import StoreSettings
+from syncsvc.store import create_engine
+from syncsvc.store.ids import new_id
+from syncsvc.store.loadindexes import DEFERRABLE
+from syncsvc.store.schema import USERS
 
 RANDOM_KEYED = ("anchor", "user_name_lower", "dn_norm")
 VARIANTS = {"store": (), "baseline": RANDOM_KEYED}
 
 
-def directory_users(ldif: Path) -> Iterator[tuple[str, str, str]]:
-    """(dn, uid, entryUUID) of each user entry, in the file's (slapd's) order."""
-    dn = uid = anchor = ""
+def directory_users(ldif: Path, count: int) -> list[tuple[str, str, str]]:
+    """(dn, uid, entryUUID) of the first ``count`` user entries, in the file's (slapd's) order;
+    read once, for both variants."""
+    found: list[tuple[str, str, str]] = []
     with ldif.open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.startswith("dn: uid="):
-                dn = line[4:].rstrip("\n")
-            elif dn and line.startswith("uid: "):
-                uid = line[5:].rstrip("\n")
-            elif dn and line.startswith("entryUUID: "):
-                anchor = line[11:].rstrip("\n")
-            elif line == "\n" and dn:
-                yield dn, uid, anchor
-                dn = ""
+        for record in read_ldif_records(lines):
+            if record.dn.startswith("uid="):
+                values = record.attributes
+                found.append((record.dn, values["uid"][0].decode(),
+                              values["entryUUID"][0].decode()))
+                if len(found) == count:
+                    break
+    return found
 
 
 def user_table(without: tuple[str, ...]) -> Any:
     """scim_user as a first load writes it, less the indexes on the columns ``without``."""
-    from sqlalchemy import MetaData, UniqueConstraint
-
-    from syncsvc.store.loadindexes import DEFERRABLE
-    from syncsvc.store.schema import USERS
-
     table = USERS.to_metadata(MetaData())
     deferred = {index.name for index in DEFERRABLE}
     table.indexes = {
@@ -80,9 +82,6 @@ def user_table(without: tuple[str, ...]) -> Any:
 
 
 def row(dn: str, uid: str, anchor: str, now: datetime) -> dict[str, Any]:
-    from syncsvc.domain import normalize_dn
-    from syncsvc.store.ids import new_id
-
     resource = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": uid,
         "name": {"formatted": uid.replace(".", " ").title()}, "displayName": uid,
@@ -110,15 +109,11 @@ async def indexed_columns(conn: Any) -> list[list[str]]:
     return sorted(found)
 
 
-async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Namespace) -> tuple[
-        list[dict[str, float]], list[list[str]]]:
+async def load(
+    users: list[tuple[str, str, str]], db: Path, without: tuple[str, ...], args: argparse.Namespace
+) -> tuple[list[dict[str, float]], list[list[str]]]:
     """Insert the users page by page; per slice: seconds inserting, seconds checkpointing. With
     the indexes the table had."""
-    from sqlalchemy import insert
-
-    from syncsvc.settings import StoreSettings
-    from syncsvc.store import create_engine
-
     engine = create_engine(StoreSettings(url=f"sqlite+aiosqlite:///{db}"))
     table = user_table(without)
     async with engine.begin() as conn:
@@ -142,7 +137,7 @@ async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Na
         checkpointing += time.perf_counter() - written
 
     try:
-        for dn, uid, anchor in directory_users(ldif):
+        for dn, uid, anchor in users:
             page.append(row(dn, uid, anchor, now))
             if len(page) == args.page_size:
                 await write()
@@ -153,8 +148,6 @@ async def load(ldif: Path, db: Path, without: tuple[str, ...], args: argparse.Na
                                    "checkpoint_s": checkpointing})
                     inserting = checkpointing = 0.0
                     print(f"  {done} users", file=sys.stderr, flush=True)
-            if done >= args.users:
-                break
     finally:
         await engine.dispose()
     return slices, indexed
@@ -165,12 +158,13 @@ def per_user_us(part: dict[str, float], size: int) -> float:
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
-    ldif = cached_ldif(Path(args.data_dir), args.users, args.groups, args.seed)
+    users = directory_users(cached_ldif(Path(args.data_dir), args.users, args.groups, args.seed),
+                            args.users)
     out: dict[str, Any] = {"users": args.users, "page_size": args.page_size, "slice": args.slice}
     with tempfile.TemporaryDirectory(prefix="syncsvc-bench-growth-") as tmp:
         for name, without in VARIANTS.items():
             print(f"{name}: without {list(without) or 'nothing'}", file=sys.stderr, flush=True)
-            slices, indexed = asyncio.run(load(ldif, Path(tmp) / f"{name}.db", without, args))
+            slices, indexed = asyncio.run(load(users, Path(tmp) / f"{name}.db", without, args))
             for part in slices:
                 part["us_per_user"] = round(per_user_us(part, args.slice), 1)
                 part["insert_s"] = round(part["insert_s"], 3)

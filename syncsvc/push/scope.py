@@ -24,7 +24,6 @@ from syncsvc.store.schema import GROUPS, MEMBERS, USERS
 __all__ = ["Scope", "load_scope"]
 
 
-
 class Scope:
     """The scope of one target, resolved once per drain (the named groups' ids and nesting)."""
 
